@@ -1,0 +1,168 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import cookie from '@fastify/cookie';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import type { Config } from '../core/config.js';
+import { RefreshTokenCodec } from '../core/refresh-token.js';
+import type { Store } from '../store/store.js';
+import type { App, Tessera } from './context.js';
+import { isAllowedOrigin } from './cookie-transport.js';
+import { MemoryFailureCounter, type FailureCounter } from './failure-counter.js';
+import { errorHandler, notFoundHandler } from './http-errors.js';
+import { KeyRing } from './key-ring.js';
+import { PasswordHasher } from './password-hasher.js';
+import { rateLimitError } from './rate-limits.js';
+import { accountRoutes } from './routes/account.js';
+import { metaRoutes } from './routes/meta.js';
+import { refreshAndLogoutRoutes } from './routes/refresh-and-logout.js';
+import { registerAndLoginRoutes } from './routes/register-and-login.js';
+import { Problem } from './schemas.js';
+
+export const BODY_LIMIT = 16 * 1024;
+export const HEADER_LIMIT = 16 * 1024;
+
+export interface BuildOptions {
+  config: Config;
+  store: Store;
+  /** The server's only clock. Tests pass a frozen one. */
+  clock?: () => Date;
+  /** pino options, or a logger; defaults to pino at `config.logLevel`. */
+  logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
+  failures?: FailureCounter;
+  /** TESSERA_SECRET, resolved (in development it may come from DATA_DIR). */
+  secret: string;
+}
+
+/** Log redaction: no credential ever reaches a log line, even at debug level. */
+export const REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.currentPassword',
+  '*.newPassword',
+  '*.refreshToken',
+  '*.accessToken',
+];
+
+/**
+ * Builds the Tessera HTTP app without listening. Tests drive it with
+ * `app.inject()`; `tessera serve` calls `listen()` on it.
+ *
+ * @example
+ * const app = await buildApp({ config, store, secret });
+ * const res = await app.inject({ method: 'GET', url: '/healthz' });
+ */
+export async function buildApp(options: BuildOptions): Promise<App> {
+  const { config, store } = options;
+  const clock = options.clock ?? (() => new Date());
+  const logger = options.logger ?? { level: config.logLevel, redact: REDACT };
+
+  const app = Fastify<Server, IncomingMessage, ServerResponse>({
+    ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
+    // A hop count trusts that many proxies nearest to us.
+    trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
+    bodyLimit: BODY_LIMIT,
+    // Slow clients are cut off: 10 s to send headers, 30 s for the whole request.
+    serverFactory: (handler) =>
+      createServer(
+        { maxHeaderSize: HEADER_LIMIT, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 },
+        handler,
+      ),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const tessera: Tessera = {
+    config,
+    store,
+    clock,
+    keys: await KeyRing.load(store, options.secret, config.signingKeys, clock()),
+    hasher: new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue),
+    refreshTokens: new RefreshTokenCodec(options.secret),
+    failures: options.failures ?? new MemoryFailureCounter(() => clock().getTime()),
+  };
+  app.decorate('tessera', tessera);
+  app.decorateRequest('auth', null);
+
+  // Collected for 405 answers: a known path asked with the wrong method.
+  const routes = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const methods = routes.get(route.url) ?? new Set<string>();
+    for (const m of [route.method].flat()) methods.add(m);
+    routes.set(route.url, methods);
+  });
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler(routes));
+
+  // Only JSON bodies: 415 for anything else. A POST without any body is read as {}.
+  app.removeContentTypeParser(['text/plain']);
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.method === 'POST') request.body = {};
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('cache-control', 'no-store');
+  });
+
+  const https = config.publicUrl.startsWith('https:');
+  await app.register(helmet, {
+    // HSTS and upgrade-insecure-requests only make sense, and only work, when Tessera is served over https.
+    hsts: https,
+    contentSecurityPolicy: {
+      directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"], upgradeInsecureRequests: https ? [] : null },
+    },
+  });
+  await app.register(cookie);
+  await app.register(cors, {
+    origin: (origin, callback) => callback(null, origin !== undefined && isAllowedOrigin(origin, config)),
+    credentials: true,
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: ['Content-Type', 'Authorization', 'X-Tessera-CSRF'],
+    maxAge: 600,
+  });
+  await app.register(rateLimit, { global: false, errorResponseBuilder: rateLimitError });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tessera',
+        version: '0.1.0',
+        description: 'Short-lived JWT access tokens, rotating refresh tokens with theft detection, revocable sessions.',
+      },
+      servers: [{ url: config.publicUrl }],
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  app.addSchema(Problem);
+
+  registerAndLoginRoutes(app, tessera);
+  refreshAndLogoutRoutes(app, tessera);
+  accountRoutes(app, tessera);
+  metaRoutes(app, tessera);
+
+  app.addHook('onClose', async () => {
+    if (tessera.failures instanceof MemoryFailureCounter) tessera.failures.close();
+  });
+  await app.ready();
+  return app;
+}
+
+function hops(n: number) {
+  return (_address: string, i: number) => i < n;
+}
+
+function isLoggerInstance(logger: unknown): logger is NonNullable<FastifyServerOptions['loggerInstance']> {
+  return typeof logger === 'object' && logger !== null && typeof (logger as { child?: unknown }).child === 'function';
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tessera: Tessera;
+  }
+}

@@ -1,0 +1,60 @@
+import type {} from '@fastify/cookie';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../core/config.js';
+import { TesseraError } from '../core/errors.js';
+
+export const REFRESH_COOKIE = 'tessera_refresh';
+export const COOKIE_PATH = '/auth';
+export const CSRF_HEADER = 'x-tessera-csrf';
+
+/**
+ * Sets the refresh cookie: HttpOnly (never readable by scripts), Path=/auth (never
+ * sent to the app's other routes), Max-Age no longer than the session has left.
+ */
+export function setRefreshCookie(reply: FastifyReply, config: Config, token: string, maxAgeSeconds: number): void {
+  reply.setCookie(REFRESH_COOKIE, token, {
+    httpOnly: true,
+    secure: config.cookieSecure,
+    sameSite: config.cookieSameSite,
+    path: COOKIE_PATH,
+    domain: config.cookieDomain,
+    maxAge: Math.max(0, Math.floor(maxAgeSeconds)),
+  });
+}
+
+export function clearRefreshCookie(reply: FastifyReply, config: Config): void {
+  reply.clearCookie(REFRESH_COOKIE, {
+    httpOnly: true,
+    secure: config.cookieSecure,
+    sameSite: config.cookieSameSite,
+    path: COOKIE_PATH,
+    domain: config.cookieDomain,
+  });
+}
+
+export function readRefreshCookie(request: FastifyRequest): string | undefined {
+  const value = request.cookies[REFRESH_COOKIE];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The cross-site checks of cookie-mode refresh and logout. The custom header
+ * cannot be sent cross-site without a CORS preflight we would refuse; the
+ * Origin and fetch-metadata checks stop what slips past (old browsers, lax setups).
+ */
+export function assertSameSiteRequest(request: FastifyRequest, config: Config): void {
+  if (request.headers[CSRF_HEADER] !== '1') {
+    throw new TesseraError('csrf_failed', { detail: 'Cookie requests must send the header X-Tessera-CSRF: 1' });
+  }
+  const origin = request.headers.origin;
+  if (origin !== undefined) {
+    if (!isAllowedOrigin(origin, config)) throw new TesseraError('csrf_failed', { detail: 'The request origin is not allowed' });
+  } else if (request.headers['sec-fetch-site'] === 'cross-site') {
+    throw new TesseraError('csrf_failed', { detail: 'Cross-site requests are not allowed' });
+  }
+}
+
+/** PUBLIC_URL's origin or one of CORS_ORIGINS; the opaque origin `null` never is. */
+export function isAllowedOrigin(origin: string, config: Config): boolean {
+  return origin !== 'null' && (origin === config.publicOrigin || config.corsOrigins.includes(origin));
+}

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { TesseraError } from '../../core/errors.js';
+import { assertPasswordPolicy, normalizeEmail } from '../../core/password-policy.js';
+import { newSessionSalt } from '../../core/refresh-token.js';
+import type { NewSession, UserWithCredentials } from '../../store/store.js';
+import type { App, Tessera } from '../context.js';
+import { readRefreshCookie } from '../cookie-transport.js';
+import { issueTokens, requestMeta, type Transport } from '../issue-tokens.js';
+import { LoginBody, Problem, RegisterBody, TokenResponse } from '../schemas.js';
+import { rateLimitPerIp } from '../rate-limits.js';
+
+/** POST /auth/register and POST /auth/login: the two ways a session begins. */
+export function registerAndLoginRoutes(app: App, tessera: Tessera) {
+  const { config, store, hasher, failures, clock } = tessera;
+  const limits = config.rateLimits;
+
+  app.post('/auth/register', {
+    schema: {
+      summary: 'Create an account and sign in',
+      tags: ['sessions'],
+      body: RegisterBody,
+      response: { 201: TokenResponse, '4xx': Problem, '5xx': Problem },
+    },
+    config: rateLimitPerIp(config, limits.registerPerIp, limits.registerPerIpWindow),
+  }, async (request, reply) => {
+    const { password, transport = 'cookie' } = request.body;
+    assertPasswordPolicy(password);
+    const email = normalizeEmail(request.body.email);
+    const passwordHash = await hasher.hash(password);
+    const now = clock();
+    const session = newSession(tessera, randomUUID(), now);
+    const user = await store.createUserWithSession(
+      { id: session.userId, email, name: request.body.name?.trim() ?? '', passwordHash },
+      session,
+      requestMeta(request),
+    );
+    if (!user) throw new TesseraError('email_taken');
+    reply.code(201);
+    return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport, user });
+  });
+
+  app.post('/auth/login', {
+    schema: {
+      summary: 'Sign in with email and password',
+      tags: ['sessions'],
+      body: LoginBody,
+      response: { 200: TokenResponse, '4xx': Problem, '5xx': Problem },
+    },
+    config: rateLimitPerIp(config, limits.loginAttemptsPerIp, limits.loginAttemptsPerIpWindow),
+  }, async (request, reply) => {
+    const { password, transport = 'cookie' } = request.body;
+    assertPasswordPolicy(password);
+    const email = normalizeEmail(request.body.email);
+    const meta = requestMeta(request);
+    const accountIpKey = `login:${email}|${meta.ip}`;
+    const accountKey = `login:${email}`;
+
+    if (config.rateLimitsEnabled) {
+      const perAccountIp = await failures.get(accountIpKey, limits.loginFailuresPerAccountIpWindow);
+      if (perAccountIp.count >= limits.loginFailuresPerAccountIp) {
+        throw new TesseraError('rate_limited', { retryAfter: perAccountIp.resetIn });
+      }
+    }
+    const user = await store.findUserByEmail(email);
+    if (config.rateLimitsEnabled) {
+      const perAccount = await failures.get(accountKey, limits.loginFailuresPerAccountWindow);
+      // An account under attack from everywhere: only places it has signed in from before may keep trying,
+      // so the attacker cannot lock the real user out.
+      if (perAccount.count >= limits.loginFailuresPerAccount && !(user && (await isKnownClient(tessera, request, user)))) {
+        throw new TesseraError('rate_limited', { retryAfter: perAccount.resetIn });
+      }
+    }
+
+    // Unknown email and wrong password take the same path and the same time: one argon2 verification.
+    const ok = await hasher.verify(user?.passwordHash, password);
+    if (!ok || !user) {
+      await Promise.all([
+        failures.increment(accountIpKey, limits.loginFailuresPerAccountIpWindow),
+        failures.increment(accountKey, limits.loginFailuresPerAccountWindow),
+      ]);
+      // Not awaited: the response must not wait on a write the unknown-email path does not make.
+      if (user) store.recordEvent(user.id, null, 'login_failed', meta, clock()).catch((err) => request.log.warn({ err: { message: err.message } }, 'could not record login_failed'));
+      throw new TesseraError('invalid_credentials');
+    }
+    if (user.disabled) throw new TesseraError('account_disabled');
+    await failures.reset(accountIpKey);
+    if (hasher.needsRehash(user.passwordHash)) {
+      const rehash = await hasher.hash(password);
+      await store.updatePasswordHash(user.id, rehash);
+    }
+
+    const now = clock();
+    const session = { ...newSession(tessera, user.id, now) };
+    await store.createSession(session, meta);
+    return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport: transport as Transport, user });
+  });
+}
+
+function newSession(tessera: Tessera, userId: string, now: Date): NewSession {
+  const { refreshTokenTtl, sessionMaxAge } = tessera.config;
+  const absoluteExpiresAt = new Date(now.getTime() + sessionMaxAge * 1000);
+  const expiresAt = new Date(Math.min(now.getTime() + refreshTokenTtl * 1000, absoluteExpiresAt.getTime()));
+  return { id: randomUUID(), userId, salt: newSessionSalt(), now, expiresAt, absoluteExpiresAt };
+}
+
+/** Has this client signed in to this account before: from this IP, or holding one of its session cookies? */
+async function isKnownClient(tessera: Tessera, request: FastifyRequest, user: UserWithCredentials): Promise<boolean> {
+  const cookie = readRefreshCookie(request);
+  const parsed = cookie ? tessera.refreshTokens.parse(cookie) : undefined;
+  if (parsed) {
+    const session = await tessera.store.findSessionForRefresh(parsed.sessionId);
+    if (session && session.user.id === user.id && tessera.refreshTokens.verify(parsed, session.salt)) return true;
+  }
+  return tessera.store.hasSignedInFrom(user.id, request.ip);
+}
+

@@ -1,0 +1,105 @@
+import { Type, type Static } from 'typebox';
+import { ERROR_CODES } from '../core/errors.js';
+
+/**
+ * Every request and response shape, declared once: Fastify validates with them,
+ * the handlers take their types from them, and /openapi.json is built from them.
+ */
+
+const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$', examples: ['ada@example.com'] });
+// No maxLength here: a too-long password must be `weak_password`, not a schema error.
+const Password = Type.String({ description: '8 to 1024 characters', examples: ['correct horse battery staple'] });
+const Transport = Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
+  description: '`cookie` (browsers, default): the refresh token travels only in an HttpOnly cookie. `body`: it is returned in the body.',
+});
+const RefreshToken = Type.String({ maxLength: 512, description: 'An opaque `tsr_…` refresh token (body transport)' });
+const DateTime = Type.String({ format: 'date-time' });
+
+export const User = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  name: Type.String(),
+  createdAt: DateTime,
+});
+
+export const TokenResponse = Type.Object({
+  accessToken: Type.String(),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'Seconds until the access token expires' }),
+  refreshToken: Type.Optional(Type.String({ description: 'Only with the body transport' })),
+  user: Type.Optional(User),
+});
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    code: Type.Union(ERROR_CODES.map((code) => Type.Literal(code))),
+    detail: Type.Optional(Type.String()),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details; `code` is stable (see docs/errors.md)' },
+);
+
+export const RegisterBody = Type.Object({
+  email: Email,
+  password: Password,
+  name: Type.Optional(Type.String({ maxLength: 200 })),
+  transport: Type.Optional(Transport),
+});
+
+export const LoginBody = Type.Object({
+  email: Email,
+  password: Password,
+  transport: Type.Optional(Transport),
+});
+
+export const RefreshBody = Type.Object({ refreshToken: Type.Optional(RefreshToken) });
+
+export const LogoutBody = Type.Object({
+  refreshToken: Type.Optional(RefreshToken),
+  scope: Type.Optional(
+    Type.Union([Type.Literal('local'), Type.Literal('others'), Type.Literal('global')], {
+      description: '`local` (default): this session; `others`: every other session of the user; `global`: all of them',
+    }),
+  ),
+});
+
+export const PasswordBody = Type.Object({ currentPassword: Type.String({ maxLength: 8192 }), newPassword: Password });
+
+export const SessionIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+
+export const SessionList = Type.Object({
+  sessions: Type.Array(
+    Type.Object({
+      id: Type.String({ format: 'uuid' }),
+      createdAt: DateTime,
+      lastUsedAt: DateTime,
+      expiresAt: DateTime,
+      ip: Type.Union([Type.String(), Type.Null()]),
+      userAgent: Type.Union([Type.String(), Type.Null()]),
+      device: Type.String({ examples: ['Firefox on Windows'] }),
+      current: Type.Boolean(),
+    }),
+  ),
+});
+
+export const EventList = Type.Object({
+  events: Type.Array(
+    Type.Object({
+      type: Type.String({ examples: ['login_succeeded'] }),
+      createdAt: DateTime,
+      ip: Type.Union([Type.String(), Type.Null()]),
+      userAgent: Type.Union([Type.String(), Type.Null()]),
+      sessionId: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
+
+export const Jwks = Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) });
+
+export type RegisterBody = Static<typeof RegisterBody>;
+export type LoginBody = Static<typeof LoginBody>;
+export type LogoutBody = Static<typeof LogoutBody>;
+export type TokenResponse = Static<typeof TokenResponse>;
+export type User = Static<typeof User>;

@@ -1,0 +1,100 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, Migrator, PostgresDialect, type Migration } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import * as initial from './migrations/2026-11-22T00-00-initial.js';
+import type { Database } from './schema.js';
+
+// Timestamped names: Kysely runs them in name order, once each.
+const MIGRATIONS: Record<string, Migration> = {
+  '2026-11-22T00-00-initial': initial,
+};
+
+export interface DatabaseOptions {
+  /** postgres://… for PostgreSQL; `memory://` or undefined for embedded PGlite. */
+  url: string | undefined;
+  /** Where PGlite keeps its files when `url` is undefined. */
+  dataDir: string;
+  /** PostgreSQL only: a schema to work in (tests use one each). */
+  schema?: string;
+  /** PostgreSQL pool size. */
+  poolSize?: number;
+  /** Called for errors of idle pooled connections, which would otherwise crash the process. */
+  onPoolError?: (error: Error) => void;
+}
+
+export interface OpenDatabase {
+  db: Kysely<Database>;
+  kind: 'postgres' | 'pglite';
+  /** Human-readable location for the start-up line; never includes a password. */
+  description: string;
+}
+
+/**
+ * Opens PostgreSQL or the embedded PGlite behind one Kysely interface.
+ *
+ * @example
+ * const { db } = await openDatabase({ url: process.env.DATABASE_URL, dataDir: './.tessera' });
+ * await migrateToLatest(db);
+ */
+export async function openDatabase(options: DatabaseOptions): Promise<OpenDatabase> {
+  if (options.url && options.url !== 'memory://') {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 5_000,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    pool.on('error', (error) => options.onPoolError?.(error));
+    const url = new URL(options.url);
+    return {
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      kind: 'postgres',
+      description: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}`,
+    };
+  }
+  let dataDir: string | undefined;
+  if (options.url !== 'memory://') {
+    dataDir = join(options.dataDir, 'pgdata');
+    mkdirSync(dataDir, { recursive: true });
+  }
+  const pglite = await PGlite.create(dataDir);
+  return {
+    db: new Kysely<Database>({ dialect: new PGliteDialect(pglite) }),
+    kind: 'pglite',
+    description: dataDir ? `embedded PGlite in ${dataDir}` : 'embedded PGlite in memory (data is lost on exit)',
+  };
+}
+
+/** Applies every pending migration; throws with the failing migration's error. */
+export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => MIGRATIONS },
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * True for errors that mean "the database cannot be reached right now" (answered
+ * 503 with Retry-After) rather than a bug: refused or dropped connections,
+ * SQLSTATE class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now),
+ * 53300 (too many connections), and pg's own connection timeouts.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    const code = typeof e.code === 'string' ? e.code : '';
+    if (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300') return true;
+    const message = typeof e.message === 'string' ? e.message : '';
+    if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)) return true;
+    if (e instanceof AggregateError && e.errors.some(isDatabaseUnavailable)) return true;
+  }
+  return false;
+}

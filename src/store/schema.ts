@@ -1,0 +1,68 @@
+import type { ColumnType, Generated } from 'kysely';
+import type { RevokeReason } from '../core/decide-refresh.js';
+
+/** Typed tables. Timestamps are `timestamptz`; every time is written by the application's clock. */
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  security_events: SecurityEventsTable;
+  signing_keys: SigningKeysTable;
+}
+
+export interface UsersTable {
+  id: string;
+  /** normalized: trimmed, NFC, lower case */
+  email: string;
+  name: string;
+  /** argon2id PHC string */
+  password_hash: string;
+  disabled_at: Date | null;
+  created_at: Date;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  /** per-session salt for K_session; no token and no hash of one is ever stored */
+  salt: Uint8Array;
+  generation: number;
+  parent_generation: number | null;
+  rotated_at: Date | null;
+  created_at: Date;
+  last_used_at: Date;
+  /** idle expiry, extended by every refresh, never past absolute_expires_at */
+  expires_at: Date;
+  absolute_expires_at: Date;
+  revoked_at: Date | null;
+  revoked_reason: RevokeReason | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export type SecurityEventType =
+  | 'registered'
+  | 'login_succeeded'
+  | 'login_failed'
+  | 'logout'
+  | 'session_revoked'
+  | 'sessions_revoked'
+  | 'password_changed'
+  | 'reuse_detected';
+
+export interface SecurityEventsTable {
+  id: Generated<ColumnType<string, never, never>>;
+  user_id: string;
+  session_id: string | null;
+  type: SecurityEventType;
+  ip: string | null;
+  user_agent: string | null;
+  created_at: Date;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  public_jwk: ColumnType<Record<string, unknown>, string, string>;
+  /** AES-256-GCM under a key derived from TESSERA_SECRET */
+  private_jwk_sealed: string;
+  created_at: Date;
+}

@@ -1,0 +1,416 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { NextState, RevokeReason, SessionState } from '../core/decide-refresh.js';
+import type { Database, SecurityEventType } from './schema.js';
+
+/** Who did something, from where: recorded with sessions and security events. */
+export interface RequestMeta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  name: string;
+  createdAt: Date;
+}
+
+export interface UserWithCredentials extends UserRecord {
+  passwordHash: string;
+  disabled: boolean;
+}
+
+export interface NewSession {
+  id: string;
+  userId: string;
+  salt: Buffer;
+  now: Date;
+  expiresAt: Date;
+  absoluteExpiresAt: Date;
+}
+
+export interface RefreshableSession extends SessionState {
+  id: string;
+  salt: Buffer;
+  user: UserRecord;
+}
+
+export interface SessionSummary {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  expiresAt: Date;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface SecurityEvent {
+  type: SecurityEventType;
+  createdAt: Date;
+  ip: string | null;
+  userAgent: string | null;
+  sessionId: string | null;
+}
+
+/** Advisory lock keys: fixed numbers, so every node of one database agrees on them. */
+const PURGE_LOCK = 0x7e55e7a1;
+const SIGNING_KEY_LOCK = 0x7e55e7a2;
+
+/**
+ * All of Tessera's SQL, shaped around the domain. The same statements run on
+ * PostgreSQL and on PGlite. Every time is the caller's clock, never `now()`,
+ * so tests can freeze time.
+ */
+export class Store {
+  constructor(readonly db: Kysely<Database>) {}
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  // ---- users -------------------------------------------------------------
+
+  /** Creates a user and its first session at once; undefined if the email is taken. */
+  async createUserWithSession(
+    user: { id: string; email: string; name: string; passwordHash: string },
+    session: NewSession,
+    meta: RequestMeta,
+  ): Promise<UserRecord | undefined> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('users')
+          .values({ id: user.id, email: user.email, name: user.name, password_hash: user.passwordHash, created_at: session.now })
+          .execute();
+        await insertSession(trx, session, meta);
+        await insertEvent(trx, user.id, session.id, 'registered', meta, session.now);
+        return { id: user.id, email: user.email, name: user.name, createdAt: session.now };
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') return undefined;
+      throw error;
+    }
+  }
+
+  async findUserByEmail(email: string): Promise<UserWithCredentials | undefined> {
+    const row = await this.db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+    return row && toUserWithCredentials(row);
+  }
+
+  async findUserById(id: string): Promise<UserWithCredentials | undefined> {
+    const row = await this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toUserWithCredentials(row);
+  }
+
+  async updatePasswordHash(userId: string, passwordHash: string): Promise<void> {
+    await this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
+  }
+
+  /** Disables or enables a user; false if no such email. A disabled user's sessions stop working at once. */
+  async setUserDisabled(email: string, disabled: boolean, now: Date): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ disabled_at: disabled ? now : null })
+      .where('email', '=', email)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Sets a new password hash and revokes every other session of the user, in one transaction. */
+  async changePassword(userId: string, passwordHash: string, keepSessionId: string, now: Date, meta: RequestMeta): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
+      await revokeWhere(trx, userId, keepSessionId, 'password_changed', now);
+      await insertEvent(trx, userId, keepSessionId, 'password_changed', meta, now);
+    });
+  }
+
+  // ---- sessions ------------------------------------------------------------
+
+  /** Creates a session for a successful login and records it. */
+  async createSession(session: NewSession, meta: RequestMeta): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await insertSession(trx, session, meta);
+      await insertEvent(trx, session.userId, session.id, 'login_succeeded', meta, session.now);
+    });
+  }
+
+  /** One primary-key read (joined by primary key to its user): all a refresh needs, decision and response. */
+  async findSessionForRefresh(id: string): Promise<RefreshableSession | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .select([
+        'sessions.id', 'sessions.user_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
+        'sessions.rotated_at', 'sessions.expires_at', 'sessions.absolute_expires_at', 'sessions.revoked_at',
+        'sessions.revoked_reason', 'users.disabled_at', 'users.email', 'users.name', 'users.created_at',
+      ])
+      .where('sessions.id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      user: { id: row.user_id, email: row.email, name: row.name, createdAt: row.created_at },
+      salt: Buffer.from(row.salt),
+      generation: row.generation,
+      parentGeneration: row.parent_generation,
+      rotatedAt: row.rotated_at,
+      expiresAt: row.expires_at,
+      absoluteExpiresAt: row.absolute_expires_at,
+      revokedAt: row.revoked_at,
+      revokedReason: row.revoked_reason,
+      userDisabled: row.disabled_at !== null,
+    };
+  }
+
+  /**
+   * Applies a rotate, replay or reissue decision if, and only if, the session is
+   * still exactly as it was read: one conditional update, so of two racing
+   * requests only one can move a generation. False means "read again and decide again".
+   */
+  async applyRefresh(
+    id: string,
+    seen: { generation: number; parentGeneration: number | null },
+    next: NextState,
+    meta: RequestMeta,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('sessions')
+      .set({
+        generation: next.generation,
+        parent_generation: next.parentGeneration,
+        rotated_at: next.rotatedAt,
+        expires_at: next.expiresAt,
+        last_used_at: next.lastUsedAt,
+        ip: meta.ip,
+        user_agent: meta.userAgent,
+      })
+      .where('id', '=', id)
+      .where('generation', '=', seen.generation)
+      .where(sql<boolean>`parent_generation is not distinct from ${seen.parentGeneration}`)
+      .where('revoked_at', 'is', null)
+      // a user disabled since the read cannot slip one more refresh through
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('users').select('users.id').whereRef('users.id', '=', 'sessions.user_id').where('users.disabled_at', 'is not', null))),
+      )
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Revokes a session whose old token came back, and records the theft. False if it was already revoked. */
+  async revokeForReuse(id: string, now: Date, meta: RequestMeta): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable('sessions')
+        .set({ revoked_at: now, revoked_reason: 'reuse' })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .returning('user_id')
+        .executeTakeFirst();
+      if (row) await insertEvent(trx, row.user_id, id, 'reuse_detected', meta, now);
+      return row !== undefined;
+    });
+  }
+
+  /** The session behind an access token, if it is still active, with its user: one primary-key read. */
+  async findActiveSession(id: string, now: Date): Promise<{ sessionId: string; user: UserRecord } | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .select(['sessions.id as session_id', 'users.id', 'users.email', 'users.name', 'users.created_at'])
+      .where('sessions.id', '=', id)
+      .where('sessions.revoked_at', 'is', null)
+      .where('sessions.expires_at', '>', now)
+      .where('sessions.absolute_expires_at', '>', now)
+      .where('users.disabled_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return { sessionId: row.session_id, user: { id: row.id, email: row.email, name: row.name, createdAt: row.created_at } };
+  }
+
+  async listActiveSessions(userId: string, now: Date): Promise<SessionSummary[]> {
+    const rows = await this.db
+      .selectFrom('sessions')
+      .select(['id', 'created_at', 'last_used_at', 'expires_at', 'ip', 'user_agent'])
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .where('absolute_expires_at', '>', now)
+      .orderBy('last_used_at', 'desc')
+      .limit(1000)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id, createdAt: r.created_at, lastUsedAt: r.last_used_at, expiresAt: r.expires_at, ip: r.ip, userAgent: r.user_agent,
+    }));
+  }
+
+  /**
+   * Revokes one session of a user, if it is active. Records `event` against it.
+   * False if there was no such active session (already revoked, expired, or someone else's).
+   */
+  async revokeSession(
+    userId: string, sessionId: string, reason: RevokeReason, event: SecurityEventType, now: Date, meta: RequestMeta,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable('sessions')
+        .set({ revoked_at: now, revoked_reason: reason })
+        .where('id', '=', sessionId)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('absolute_expires_at', '>', now)
+        .returning('id')
+        .executeTakeFirst();
+      if (row) await insertEvent(trx, userId, sessionId, event, meta, now);
+      return row !== undefined;
+    });
+  }
+
+  /** Revokes all of a user's sessions, or all but `exceptSessionId`. Returns how many. */
+  async revokeUserSessions(
+    userId: string, exceptSessionId: string | null, reason: RevokeReason, actingSessionId: string | null, now: Date, meta: RequestMeta,
+  ): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const count = await revokeWhere(trx, userId, exceptSessionId, reason, now);
+      await insertEvent(trx, userId, actingSessionId, 'sessions_revoked', meta, now);
+      return count;
+    });
+  }
+
+  // ---- security events -----------------------------------------------------
+
+  async recordEvent(userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date): Promise<void> {
+    await insertEvent(this.db, userId, sessionId, type, meta, now);
+  }
+
+  async listEvents(userId: string, limit = 50): Promise<SecurityEvent[]> {
+    const rows = await this.db
+      .selectFrom('security_events')
+      .select(['type', 'created_at', 'ip', 'user_agent', 'session_id'])
+      .where('user_id', '=', userId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ type: r.type, createdAt: r.created_at, ip: r.ip, userAgent: r.user_agent, sessionId: r.session_id }));
+  }
+
+  /** Has this account ever signed in (or registered) from this IP? Consulted only for accounts under attack. */
+  async hasSignedInFrom(userId: string, ip: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('security_events')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('ip', '=', ip)
+      .where('type', 'in', ['login_succeeded', 'registered'])
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  // ---- signing keys ------------------------------------------------------------
+
+  async listSigningKeys(): Promise<{ kid: string; publicJwk: Record<string, unknown>; privateJwkSealed: string }[]> {
+    const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').execute();
+    return rows.map((r) => ({ kid: r.kid, publicJwk: r.public_jwk, privateJwkSealed: r.private_jwk_sealed }));
+  }
+
+  /**
+   * Inserts a signing key unless one exists, under a lock, so nodes starting
+   * together agree on one key instead of each creating its own.
+   */
+  async ensureSigningKey(create: () => Promise<{ kid: string; publicJwk: object; privateJwkSealed: string }>, now: Date): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`.execute(trx);
+      const existing = await trx.selectFrom('signing_keys').select('kid').limit(1).executeTakeFirst();
+      if (existing) return;
+      const key = await create();
+      await trx
+        .insertInto('signing_keys')
+        .values({ kid: key.kid, public_jwk: JSON.stringify(key.publicJwk), private_jwk_sealed: key.privateJwkSealed, created_at: now })
+        .execute();
+    });
+  }
+
+  // ---- housekeeping ------------------------------------------------------------
+
+  /**
+   * Deletes sessions revoked or past their absolute lifetime more than `retentionSeconds`
+   * ago, `batchSize` rows per transaction. Only one node purges at a time: each batch
+   * takes a transaction-scoped advisory lock, and a node that cannot get it stops.
+   * Returns the number of sessions deleted.
+   */
+  async purgeSessions(now: Date, retentionSeconds: number, batchSize = 1000): Promise<number> {
+    const cutoff = new Date(now.getTime() - retentionSeconds * 1000);
+    let total = 0;
+    for (;;) {
+      const deleted = await this.db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${PURGE_LOCK}) as locked`.execute(trx);
+        if (!rows[0]?.locked) return -1;
+        const result = await trx
+          .deleteFrom('sessions')
+          .where('id', 'in', (qb) =>
+            qb.selectFrom('sessions').select('id')
+              .where((eb) => eb.or([eb('absolute_expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)]))
+              .limit(batchSize),
+          )
+          .executeTakeFirst();
+        return Number(result.numDeletedRows);
+      });
+      if (deleted < 0) return total;
+      total += deleted;
+      if (deleted < batchSize) return total;
+    }
+  }
+}
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+async function insertSession(db: Executor, s: NewSession, meta: RequestMeta): Promise<void> {
+  await db
+    .insertInto('sessions')
+    .values({
+      id: s.id,
+      user_id: s.userId,
+      salt: s.salt,
+      generation: 1,
+      parent_generation: null,
+      rotated_at: null,
+      created_at: s.now,
+      last_used_at: s.now,
+      expires_at: s.expiresAt,
+      absolute_expires_at: s.absoluteExpiresAt,
+      ip: meta.ip,
+      user_agent: meta.userAgent,
+    })
+    .execute();
+}
+
+async function insertEvent(
+  db: Executor, userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date,
+): Promise<void> {
+  await db
+    .insertInto('security_events')
+    .values({ user_id: userId, session_id: sessionId, type, ip: meta.ip, user_agent: meta.userAgent, created_at: now })
+    .execute();
+}
+
+async function revokeWhere(db: Executor, userId: string, exceptSessionId: string | null, reason: RevokeReason, now: Date): Promise<number> {
+  let query = db
+    .updateTable('sessions')
+    .set({ revoked_at: now, revoked_reason: reason })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null);
+  if (exceptSessionId) query = query.where('id', '!=', exceptSessionId);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+function toUserWithCredentials(row: {
+  id: string; email: string; name: string; password_hash: string; disabled_at: Date | null; created_at: Date;
+}): UserWithCredentials {
+  return {
+    id: row.id, email: row.email, name: row.name, createdAt: row.created_at, passwordHash: row.password_hash, disabled: row.disabled_at !== null,
+  };
+}
