@@ -112,7 +112,7 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     const raw = value(name) ?? fallback;
     const seconds = parseDuration(raw);
     if (seconds === undefined) {
-      errors.push(`${name}=${JSON.stringify(raw)} is not a duration: use seconds (900) or a number with s, m, h or d (15m, 7d), at least 1 second`);
+      errors.push(`${name}=${JSON.stringify(raw)} is not a duration: use seconds (900) or a number with s, m, h or d (15m, 7d), from 1 second to 10 years`);
       return parseDuration(fallback)!;
     }
     return seconds;
@@ -131,14 +131,18 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
   const port = integer('PORT', 3000, 0, 65535);
   const host = value('HOST') ?? '127.0.0.1';
 
-  const publicUrl = (value('PUBLIC_URL') ?? `http://localhost:${port}`).replace(/\/+$/, '');
-  let publicOrigin = publicUrl;
+  const rawPublicUrl = value('PUBLIC_URL') ?? `http://localhost:${port}`;
+  let publicUrl = rawPublicUrl;
+  let publicOrigin = rawPublicUrl;
   try {
-    const url = new URL(publicUrl);
+    const url = new URL(rawPublicUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    if (url.username || url.password || url.search || url.hash) throw new Error('extras');
+    // Normalised (lower-case scheme and host, no trailing slash): it becomes the `iss` claim.
     publicOrigin = url.origin;
+    publicUrl = `${url.origin}${url.pathname}`.replace(/\/+$/, '');
   } catch {
-    errors.push(`PUBLIC_URL=${JSON.stringify(publicUrl)} is not an http(s) URL`);
+    errors.push(`PUBLIC_URL=${JSON.stringify(rawPublicUrl)} is not valid: expected an http(s) URL without credentials, query or fragment`);
   }
 
   const databaseUrl = value('DATABASE_URL');
@@ -163,15 +167,17 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
   for (const origin of (value('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean)) {
     try {
       const url = new URL(origin);
-      if (url.origin !== origin || origin === 'null') throw new Error('not an origin');
-      corsOrigins.push(origin);
+      if (!/^https?:$/.test(url.protocol) || url.pathname !== '/' || url.search || url.hash || url.username || /\/$/.test(origin)) {
+        throw new Error('not an origin');
+      }
+      corsOrigins.push(url.origin);
     } catch {
       errors.push(`CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin (scheme://host[:port], no path or trailing slash)`);
     }
   }
 
   const cookieSameSite = oneOf<SameSite>('COOKIE_SAMESITE', ['strict', 'lax', 'none'], 'strict');
-  const cookieSecure = publicUrl.startsWith('https:') || production;
+  const cookieSecure = publicOrigin.startsWith('https:') || production;
   if (cookieSameSite === 'none' && !cookieSecure) {
     errors.push('COOKIE_SAMESITE=none needs a Secure cookie: use an https PUBLIC_URL (browsers refuse SameSite=None without Secure)');
   }
@@ -233,12 +239,18 @@ function parseSigningKeys(raw: string, errors: string[]): PrivateJwk[] | undefin
     return undefined;
   }
   const valid: PrivateJwk[] = [];
+  const ed25519Part = (v: unknown) => typeof v === 'string' && /^[A-Za-z0-9_-]{43}$/.test(v) && Buffer.from(v, 'base64url').length === 32;
   keys.forEach((key: Record<string, unknown>, i) => {
     const ok =
       key && key.kty === 'OKP' && key.crv === 'Ed25519' &&
-      typeof key.x === 'string' && typeof key.d === 'string' && typeof key.kid === 'string' && key.kid !== '';
-    if (ok) valid.push({ kty: 'OKP', crv: 'Ed25519', x: key.x as string, d: key.d as string, kid: key.kid as string });
-    else errors.push(`SIGNING_KEYS key ${i} must be a private Ed25519 JWK with kty "OKP", crv "Ed25519", x, d and a kid`);
+      ed25519Part(key.x) && ed25519Part(key.d) && typeof key.kid === 'string' && key.kid !== '';
+    if (!ok) {
+      errors.push(`SIGNING_KEYS key ${i} must be a private Ed25519 JWK: kty "OKP", crv "Ed25519", x and d (32 bytes each, base64url) and a kid`);
+    } else if (valid.some((k) => k.kid === key.kid)) {
+      errors.push(`SIGNING_KEYS key ${i} repeats kid ${JSON.stringify(key.kid)}: every key needs its own kid`);
+    } else {
+      valid.push({ kty: 'OKP', crv: 'Ed25519', x: key.x as string, d: key.d as string, kid: key.kid as string });
+    }
   });
   return valid;
 }

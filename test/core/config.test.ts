@@ -400,26 +400,26 @@ describe('loadConfig — cookies and CORS', () => {
 describe('loadConfig — known bugs (expected to fail until src/core/config.ts is fixed)', () => {
   // SPEC §4: "The cookie is Secure whenever PUBLIC_URL is https". URL schemes are case-insensitive,
   // but cookieSecure is computed with publicUrl.startsWith('https:') on the raw text.
-  it.fails('BUG: an upper-case HTTPS:// PUBLIC_URL makes the cookie Secure and allows COOKIE_SAMESITE=none', () => {
+  it('an upper-case HTTPS:// PUBLIC_URL makes the cookie Secure and allows COOKIE_SAMESITE=none', () => {
     expect(ok({ PUBLIC_URL: 'HTTPS://auth.example.com' }).cookieSecure).toBe(true);
     expect(ok({ PUBLIC_URL: 'HTTPS://auth.example.com', COOKIE_SAMESITE: 'none' }).cookieSameSite).toBe('none');
   });
 
   // SPEC §1: configuration is "validated at start with a clear message for every bad value".
   // x and d are only checked to be strings, so garbage key material passes and fails later, in key import.
-  it.fails('BUG: SIGNING_KEYS with x/d that are not 32-byte base64url values is refused', () => {
+  it('SIGNING_KEYS with x/d that are not 32-byte base64url values is refused', () => {
     const errors = errorsOf({ SIGNING_KEYS: JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: '', d: 'abc', kid: 'a' }] }) });
     expect(errors[0]).toContain('SIGNING_KEYS');
   });
 
-  it.fails('BUG: SIGNING_KEYS with two keys sharing a kid is refused (kid is the verification lookup key)', () => {
+  it('SIGNING_KEYS with two keys sharing a kid is refused (kid is the verification lookup key)', () => {
     const a = ed25519Jwk('same');
     const b = ed25519Jwk('same');
     expect(errorsOf({ SIGNING_KEYS: JSON.stringify({ keys: [a, b] }) })[0]).toContain('SIGNING_KEYS');
   });
 
   // 999999999d is 8.6e13 s; now + that in ms is past the largest Date (8.64e15 ms), so expiry dates become Invalid Date.
-  it.fails('BUG: a duration too long to be represented as a date is refused', () => {
+  it('a duration too long to be represented as a date is refused', () => {
     expect(errorsOf({ SESSION_MAX_AGE: '999999999d' })[0]).toContain('SESSION_MAX_AGE');
   });
 });
