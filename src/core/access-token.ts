@@ -16,6 +16,11 @@ export interface AccessTokenOptions {
   ttl: number;
 }
 
+/** The access-token options a configuration implies. */
+export function accessTokenOptions(config: { publicUrl: string; audience: string; accessTokenTtl: number }): AccessTokenOptions {
+  return { issuer: config.publicUrl, audience: config.audience, ttl: config.accessTokenTtl };
+}
+
 export interface AccessTokenClaims {
   sub: string;
   sid: string;

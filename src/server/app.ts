@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
@@ -6,12 +7,14 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Config } from '../core/config.js';
+import { problem } from '../core/errors.js';
 import { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { Store } from '../store/store.js';
 import type { App, Tessera } from './context.js';
 import { isAllowedOrigin } from './cookie-transport.js';
-import { MemoryFailureCounter, type FailureCounter } from './failure-counter.js';
+import { MemoryWindowCounter, RedisWindowCounter } from './window-counter.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { KeyRing } from './key-ring.js';
 import { PasswordHasher } from './password-hasher.js';
@@ -32,7 +35,10 @@ export interface BuildOptions {
   clock?: () => Date;
   /** pino options, or a logger; defaults to pino at `config.logLevel`. */
   logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
-  failures?: FailureCounter;
+  /** REDIS_URL's client: rate-limit counters shared by every node. Without it they live in this process. */
+  redis?: Redis;
+  /** Prefix of every Redis key (tests use their own). */
+  redisPrefix?: string;
   /** TESSERA_SECRET, resolved (in development it may come from DATA_DIR). */
   secret: string;
 }
@@ -74,7 +80,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         handler,
       ),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    return503OnClosing: true,
+    clientErrorHandler: rawClientError,
+    // While closing, requests already on open connections are still served; the database closes after.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -85,7 +93,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     keys: await KeyRing.load(store, options.secret, config.signingKeys, clock()),
     hasher: new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue),
     refreshTokens: new RefreshTokenCodec(options.secret),
-    failures: options.failures ?? new MemoryFailureCounter(() => clock().getTime()),
+    counters: options.redis
+      ? new RedisWindowCounter(options.redis, options.redisPrefix)
+      : new MemoryWindowCounter(() => clock().getTime()),
   };
   app.decorate('tessera', tessera);
   app.decorateRequest('auth', null);
@@ -126,7 +136,11 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     allowedHeaders: ['Content-Type', 'Authorization', 'X-Tessera-CSRF'],
     maxAge: 600,
   });
-  await app.register(rateLimit, { global: false, errorResponseBuilder: rateLimitError });
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: rateLimitError,
+    ...(options.redis ? { redis: options.redis, nameSpace: `${options.redisPrefix ?? 'tessera:'}rl:` } : {}),
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -147,10 +161,30 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   metaRoutes(app, tessera);
 
   app.addHook('onClose', async () => {
-    if (tessera.failures instanceof MemoryFailureCounter) tessera.failures.close();
+    await tessera.counters.close();
   });
   await app.ready();
   return app;
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request: oversized headers
+ * (431) and malformed requests (400), answered in the same problem+json shape as the rest.
+ */
+function rawClientError(error: NodeJS.ErrnoException, socket: Duplex) {
+  if (!socket.writable) return socket.destroy();
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify({
+    ...problem('invalid_request', tooLarge ? 'The request headers are larger than 16 KiB' : 'The request is not valid HTTP'),
+    status,
+    ...(tooLarge ? { title: 'Request header fields too large' } : {}),
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `Content-Type: application/problem+json\r\nCache-Control: no-store\r\nConnection: close\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function hops(n: number) {

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { verifyAccessToken } from '../core/access-token.js';
+import { accessTokenOptions, verifyAccessToken } from '../core/access-token.js';
 import { TesseraError } from '../core/errors.js';
 import { isUuid } from '../core/uuid.js';
 import type { UserRecord } from '../store/store.js';
@@ -36,7 +36,7 @@ export async function authenticate(tessera: Tessera, request: FastifyRequest): P
   const claims = await verifyAccessToken(
     token,
     (kid) => keys.publicKey(kid),
-    { issuer: config.publicUrl, audience: config.audience, ttl: config.accessTokenTtl },
+    accessTokenOptions(config),
     now,
   );
   const active = isUuid(claims.sid) ? await store.findActiveSession(claims.sid, now) : undefined;

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../core/config.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { Store } from '../store/store.js';
-import type { FailureCounter } from './failure-counter.js';
+import type { WindowCounter } from './window-counter.js';
 import type { KeyRing } from './key-ring.js';
 import type { PasswordHasher } from './password-hasher.js';
 
@@ -14,7 +14,8 @@ export interface Tessera {
   keys: KeyRing;
   hasher: PasswordHasher;
   refreshTokens: RefreshTokenCodec;
-  failures: FailureCounter;
+  /** Failure and per-session counters, in memory or in Redis. */
+  counters: WindowCounter;
   /** The only clock the server reads; tests freeze it. */
   clock: () => Date;
 }

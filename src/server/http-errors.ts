@@ -38,6 +38,9 @@ export function toTesseraError(error: FastifyError | Error): TesseraError {
   }
   const known = fastifyError.code && FASTIFY_CODES[fastifyError.code];
   if (known) return new TesseraError(known, { detail: known === 'invalid_request' ? 'The body is not valid JSON' : undefined });
+  // Text PostgreSQL cannot store (a NUL byte, bad encoding) that slipped past a schema is still the client's mistake.
+  const sqlState = (error as { code?: unknown }).code;
+  if (sqlState === '22021' || sqlState === '22P05') return new TesseraError('invalid_request', { detail: 'The request contains characters that cannot be stored' });
   if (isDatabaseUnavailable(error)) return new TesseraError('service_unavailable', { retryAfter: DATABASE_RETRY_AFTER, cause: error });
   const status = fastifyError.statusCode ?? 500;
   if (status >= 400 && status < 500) return new TesseraError(BY_STATUS[status] ?? 'invalid_request');

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { signAccessToken } from '../core/access-token.js';
+import { accessTokenOptions, signAccessToken } from '../core/access-token.js';
 import type { RequestMeta, UserRecord } from '../store/store.js';
 import type { Tessera } from './context.js';
 import { setRefreshCookie } from './cookie-transport.js';
@@ -20,7 +20,7 @@ export async function issueTokens(
   const accessToken = await signAccessToken(
     keys.current,
     { sub: issued.userId, sid: issued.sessionId },
-    { issuer: config.publicUrl, audience: config.audience, ttl: config.accessTokenTtl },
+    accessTokenOptions(config),
     issued.now,
   );
   const refreshToken = refreshTokens.issue(issued.sessionId, issued.salt, issued.generation);

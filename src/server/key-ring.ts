@@ -70,7 +70,18 @@ export class KeyRing {
   async #reloadFromStore(): Promise<void> {
     this.#lastReload = Date.now();
     const rows = await this.store.listSigningKeys();
-    this.#keys = await Promise.all(rows.map((row) => loadKey(JSON.parse(unseal(this.sealingKey, row.privateJwkSealed)))));
+    this.#keys = await Promise.all(rows.map((row) => loadKey(JSON.parse(this.#unseal(row.kid, row.privateJwkSealed)))));
+  }
+
+  #unseal(kid: string, sealed: string): string {
+    try {
+      return unseal(this.sealingKey, sealed);
+    } catch {
+      throw new Error(
+        `the signing key ${kid} in the database was sealed with a different TESSERA_SECRET; ` +
+          'start with the secret it was created with (in development: DATA_DIR/secret), or supply keys with SIGNING_KEYS',
+      );
+    }
   }
 }
 

@@ -1,4 +1,5 @@
-import { decideRefresh } from '../core/decide-refresh.js';
+import type { Config } from '../core/config.js';
+import { decideRefresh, type RefreshPolicy } from '../core/decide-refresh.js';
 import { TesseraError } from '../core/errors.js';
 import type { ParsedRefreshToken } from '../core/refresh-token.js';
 import type { RefreshableSession, RequestMeta } from '../store/store.js';
@@ -24,15 +25,33 @@ export async function recognise(tessera: Tessera, token: unknown): Promise<{ par
 }
 
 /**
+ * Refreshes per session per window (SPEC §4). Counted only for genuine tokens, after
+ * the MAC check: the session id is visible in every access token, and forged tokens
+ * must not be able to spend a victim's budget.
+ */
+async function spendSessionBudget(tessera: Tessera, sessionId: string): Promise<void> {
+  const { config, counters } = tessera;
+  if (!config.rateLimitsEnabled) return;
+  const { refreshPerSession, refreshPerSessionWindow } = config.rateLimits;
+  const window = await counters.increment(`refresh:${sessionId}`, refreshPerSessionWindow);
+  if (window.count > refreshPerSession) throw new TesseraError('rate_limited', { retryAfter: window.resetIn });
+}
+
+export function refreshPolicy(config: Config): RefreshPolicy {
+  return { graceMs: config.refreshReuseGrace * 1000, idleTtlMs: config.refreshTokenTtl * 1000 };
+}
+
+/**
  * The refresh grant (SPEC §3): one primary-key read, one pure decision, one
  * conditional update. If a racing request changed the session between the read
  * and the update, the update misses and the decision is taken again on fresh state,
  * so two requests can never both rotate, and the loser sees a replay.
  */
 export async function refreshGrant(tessera: Tessera, token: unknown, meta: RequestMeta): Promise<RefreshOutcome> {
-  const { config, store, clock } = tessera;
+  const { store, clock } = tessera;
   let { parsed, session } = await recognise(tessera, token);
-  const policy = { graceMs: config.refreshReuseGrace * 1000, idleTtlMs: config.refreshTokenTtl * 1000 };
+  await spendSessionBudget(tessera, session.id);
+  const policy = refreshPolicy(tessera.config);
 
   for (let attempt = 1; ; attempt++) {
     const now = clock();

@@ -6,13 +6,19 @@ import { ERROR_CODES } from '../core/errors.js';
  * the handlers take their types from them, and /openapi.json is built from them.
  */
 
-const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$', examples: ['ada@example.com'] });
+// Surrounding spaces are allowed here and trimmed by normalizeEmail (pasted addresses often carry them).
+// Control characters (NUL above all, which PostgreSQL text refuses) are not part of any address or name.
+const Email = Type.String({
+  minLength: 3, maxLength: 254, pattern: '^\\s*[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+\\s*$', examples: ['ada@example.com'],
+});
+const Name = Type.String({ maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]*$' });
 // No maxLength here: a too-long password must be `weak_password`, not a schema error.
 const Password = Type.String({ description: '8 to 1024 characters', examples: ['correct horse battery staple'] });
 const Transport = Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
   description: '`cookie` (browsers, default): the refresh token travels only in an HttpOnly cookie. `body`: it is returned in the body.',
 });
-const RefreshToken = Type.String({ maxLength: 512, description: 'An opaque `tsr_…` refresh token (body transport)' });
+// No maxLength: a token of the wrong length is `invalid_refresh_token` (SPEC §3 rule 5), and the body limit bounds it.
+const RefreshToken = Type.String({ description: 'An opaque `tsr_…` refresh token (body transport)' });
 const DateTime = Type.String({ format: 'date-time' });
 
 export const User = Type.Object({
@@ -44,7 +50,7 @@ export const Problem = Type.Object(
 export const RegisterBody = Type.Object({
   email: Email,
   password: Password,
-  name: Type.Optional(Type.String({ maxLength: 200 })),
+  name: Type.Optional(Name),
   transport: Type.Optional(Transport),
 });
 

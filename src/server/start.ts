@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { loadConfig, type Config } from '../core/config.js';
 import { migrateToLatest, openDatabase, type OpenDatabase } from '../store/database.js';
@@ -81,7 +82,20 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     logger.info('development mode: the refresh cookie is not Secure because PUBLIC_URL is http');
   }
 
-  const app = await buildApp({ config, store, secret, logger });
+  let redis: Redis | undefined;
+  if (config.redisUrl) {
+    redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+    redis.on('error', (error) => logger.warn({ err: { message: error.message } }, 'redis unreachable; rate limits cannot be checked'));
+    logger.info('rate-limit counters are shared through Redis');
+  }
+
+  let app;
+  try {
+    app = await buildApp({ config, store, secret, logger, redis });
+  } catch (error) {
+    logger.fatal(`cannot start: ${(error as Error).message}`);
+    process.exit(1);
+  }
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -110,6 +124,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     clearInterval(timer);
     await app.close();
     await database.db.destroy();
+    redis?.disconnect();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -12,7 +12,7 @@ const bearer = [{ bearerAuth: [] }];
 
 /** The signed-in user's own account: who am I, my sessions, my password, my security events. */
 export function accountRoutes(app: App, tessera: Tessera) {
-  const { config, store, hasher, failures, clock } = tessera;
+  const { config, store, hasher, counters, clock } = tessera;
   const preHandler = requireAuth(tessera);
   const errors = { '4xx': Problem, '5xx': Problem };
 
@@ -73,12 +73,12 @@ export function accountRoutes(app: App, tessera: Tessera) {
     const key = `password:${user.id}`;
     const limit = config.rateLimits;
     if (config.rateLimitsEnabled) {
-      const attempts = await failures.get(key, limit.loginFailuresPerAccountIpWindow);
+      const attempts = await counters.get(key, limit.loginFailuresPerAccountIpWindow);
       if (attempts.count >= limit.loginFailuresPerAccountIp) throw new TesseraError('rate_limited', { retryAfter: attempts.resetIn });
     }
     const current = await store.findUserById(user.id);
     if (!current || !(await hasher.verify(current.passwordHash, currentPassword))) {
-      await failures.increment(key, limit.loginFailuresPerAccountIpWindow);
+      await counters.increment(key, limit.loginFailuresPerAccountIpWindow);
       throw new TesseraError('invalid_credentials', { status: 403, detail: 'The current password is incorrect' });
     }
     const passwordHash = await hasher.hash(newPassword);

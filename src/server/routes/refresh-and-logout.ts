@@ -1,29 +1,20 @@
 import type { FastifyRequest } from 'fastify';
+import { accessTokenOptions, verifyAccessToken } from '../../core/access-token.js';
+import { decideRefresh } from '../../core/decide-refresh.js';
 import { TesseraError } from '../../core/errors.js';
+import { isUuid } from '../../core/uuid.js';
 import { authenticate, bearerToken } from '../authenticate.js';
 import type { App, Tessera } from '../context.js';
 import { assertSameSiteRequest, clearRefreshCookie, readRefreshCookie } from '../cookie-transport.js';
 import { issueTokens, requestMeta, type Transport } from '../issue-tokens.js';
-import { rateLimitError, rateLimitPerIp } from '../rate-limits.js';
-import { recognise, refreshGrant } from '../refresh-grant.js';
+import { rateLimitPerIp } from '../rate-limits.js';
+import { recognise, refreshGrant, refreshPolicy } from '../refresh-grant.js';
 import { LogoutBody, Problem, RefreshBody, TokenResponse } from '../schemas.js';
 
 /** POST /auth/refresh and POST /auth/logout: the two that take a refresh token. */
 export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
   const { config, store, clock } = tessera;
   const limits = config.rateLimits;
-  const perSession = config.rateLimitsEnabled
-    ? app.rateLimit({
-        max: limits.refreshPerSession,
-        timeWindow: limits.refreshPerSessionWindow * 1000,
-        hook: 'preHandler',
-        keyGenerator: (request) => `session:${sessionIdOf(tessera, request)}`,
-        // Tokens that do not even parse are refused without a database read; they need no per-session budget.
-        allowList: (request) => sessionIdOf(tessera, request) === undefined,
-        errorResponseBuilder: rateLimitError,
-      })
-    : [];
-
   app.post('/auth/refresh', {
     schema: {
       summary: 'Exchange a refresh token for new tokens (SPEC §3)',
@@ -33,7 +24,6 @@ export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
       response: { 200: TokenResponse, '4xx': Problem, '5xx': Problem },
     },
     config: rateLimitPerIp(config, limits.refreshPerIp, limits.refreshPerIpWindow),
-    preHandler: perSession,
   }, async (request, reply) => {
     const { token, transport } = presentedToken(tessera, request, request.body.refreshToken);
     if (token === undefined) throw new TesseraError('invalid_refresh_token', { detail: 'No refresh token was sent' });
@@ -61,7 +51,8 @@ export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
       summary: 'Sign out: this session, every other session, or all of them',
       description:
         'The session is named by the body token, else the cookie (which needs `X-Tessera-CSRF: 1`), else the Bearer access token. ' +
-        '`local` is idempotent: an unknown or already ended session still answers 204. `others` and `global` need an active session.',
+        '`local` is idempotent: an unknown or already ended session still answers 204. `others` and `global` need a credential that would still ' +
+        'refresh (or a valid access token); an old refresh token there counts as reuse (SPEC §3 rule 4).',
       tags: ['sessions'],
       body: LogoutBody,
       response: { 204: { type: 'null', description: 'Signed out' }, '4xx': Problem, '5xx': Problem },
@@ -73,28 +64,25 @@ export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
     const { token, transport } = presentedToken(tessera, request, request.body.refreshToken);
     if (transport === 'cookie' && scope !== 'others') clearRefreshCookie(reply, config);
 
-    let session: { id: string; userId: string; active: boolean } | undefined;
-    if (token !== undefined) {
-      try {
-        const { session: found } = await recognise(tessera, token);
-        const t = now.getTime();
-        const active = !found.revokedAt && !found.userDisabled && t < found.expiresAt.getTime() && t < found.absoluteExpiresAt.getTime();
-        session = { id: found.id, userId: found.user.id, active };
-      } catch (error) {
-        if (!(error instanceof TesseraError)) throw error;
-      }
-    } else if (bearerToken(request)) {
-      const auth = await authenticate(tessera, request);
-      session = { id: auth.sessionId, userId: auth.user.id, active: true };
-    }
-
     if (scope === 'local') {
+      // Idempotent: whatever names a session of ours ends it; anything else changes nothing and is still 204.
+      const session = await namedSession(tessera, request, token);
       if (session) await store.revokeSession(session.userId, session.id, 'logout', 'logout', now, meta);
       return reply.code(204).send(null);
     }
-    // Signing other devices out needs a session that still works: an old token must not become a remote kill switch.
-    if (!session?.active) {
-      throw new TesseraError(token !== undefined ? 'invalid_refresh_token' : 'unauthorized', { detail: `scope=${scope} needs an active session` });
+
+    // Signing other devices out needs a credential that would still work: an old token must not
+    // become a remote kill switch. An old refresh token here is theft evidence like anywhere else (§3 rule 4).
+    let session: { id: string; userId: string };
+    if (token !== undefined) {
+      const { parsed, session: found } = await recognise(tessera, token);
+      const decision = decideRefresh(found, parsed.generation, now, refreshPolicy(config));
+      if (decision.action === 'revoke') await store.revokeForReuse(found.id, now, meta);
+      if (decision.action === 'revoke' || decision.action === 'reject') throw new TesseraError(decision.code);
+      session = { id: found.id, userId: found.user.id };
+    } else {
+      const auth = await authenticate(tessera, request);
+      session = { id: auth.sessionId, userId: auth.user.id };
     }
     await store.revokeUserSessions(
       session.userId,
@@ -119,9 +107,20 @@ function presentedToken(tessera: Tessera, request: FastifyRequest, bodyToken: st
   return { token: cookie, transport: 'cookie' };
 }
 
-function sessionIdOf(tessera: Tessera, request: FastifyRequest): string | undefined {
-  const body = request.body as { refreshToken?: unknown } | undefined;
-  const token = body?.refreshToken ?? readRefreshCookie(request);
-  return tessera.refreshTokens.parse(token)?.sessionId;
+/** The session a logout names, if the token or Bearer is genuine; no activity check, since ending an ended session is a no-op. */
+async function namedSession(tessera: Tessera, request: FastifyRequest, token: string | undefined) {
+  try {
+    if (token !== undefined) {
+      const { session } = await recognise(tessera, token);
+      return { id: session.id, userId: session.user.id };
+    }
+    const bearer = bearerToken(request);
+    if (bearer === undefined) return undefined;
+    const { config, keys, clock } = tessera;
+    const claims = await verifyAccessToken(bearer, (kid) => keys.publicKey(kid), accessTokenOptions(config), clock());
+    return isUuid(claims.sid) && isUuid(claims.sub) ? { id: claims.sid, userId: claims.sub } : undefined;
+  } catch (error) {
+    if (error instanceof TesseraError) return undefined;
+    throw error;
+  }
 }
-

@@ -12,7 +12,7 @@ import { rateLimitPerIp } from '../rate-limits.js';
 
 /** POST /auth/register and POST /auth/login: the two ways a session begins. */
 export function registerAndLoginRoutes(app: App, tessera: Tessera) {
-  const { config, store, hasher, failures, clock } = tessera;
+  const { config, store, hasher, counters, clock } = tessera;
   const limits = config.rateLimits;
 
   app.post('/auth/register', {
@@ -57,14 +57,14 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     const accountKey = `login:${email}`;
 
     if (config.rateLimitsEnabled) {
-      const perAccountIp = await failures.get(accountIpKey, limits.loginFailuresPerAccountIpWindow);
+      const perAccountIp = await counters.get(accountIpKey, limits.loginFailuresPerAccountIpWindow);
       if (perAccountIp.count >= limits.loginFailuresPerAccountIp) {
         throw new TesseraError('rate_limited', { retryAfter: perAccountIp.resetIn });
       }
     }
     const user = await store.findUserByEmail(email);
     if (config.rateLimitsEnabled) {
-      const perAccount = await failures.get(accountKey, limits.loginFailuresPerAccountWindow);
+      const perAccount = await counters.get(accountKey, limits.loginFailuresPerAccountWindow);
       // An account under attack from everywhere: only places it has signed in from before may keep trying,
       // so the attacker cannot lock the real user out.
       if (perAccount.count >= limits.loginFailuresPerAccount && !(user && (await isKnownClient(tessera, request, user)))) {
@@ -76,15 +76,15 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     const ok = await hasher.verify(user?.passwordHash, password);
     if (!ok || !user) {
       await Promise.all([
-        failures.increment(accountIpKey, limits.loginFailuresPerAccountIpWindow),
-        failures.increment(accountKey, limits.loginFailuresPerAccountWindow),
+        counters.increment(accountIpKey, limits.loginFailuresPerAccountIpWindow),
+        counters.increment(accountKey, limits.loginFailuresPerAccountWindow),
       ]);
       // Not awaited: the response must not wait on a write the unknown-email path does not make.
       if (user) store.recordEvent(user.id, null, 'login_failed', meta, clock()).catch((err) => request.log.warn({ err: { message: err.message } }, 'could not record login_failed'));
       throw new TesseraError('invalid_credentials');
     }
     if (user.disabled) throw new TesseraError('account_disabled');
-    await failures.reset(accountIpKey);
+    await counters.reset(accountIpKey);
     if (hasher.needsRehash(user.passwordHash)) {
       const rehash = await hasher.hash(password);
       await store.updatePasswordHash(user.id, rehash);

@@ -1,0 +1,136 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * Dependencies point one way: core ← store ← server, and client imports nothing
+ * from server or store. A layer that reaches up couples the domain to a framework
+ * or a driver, and the next change to either breaks code that should not care.
+ */
+
+const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+
+interface Rule {
+  /** The folder under src/ whose files the rule applies to. */
+  layer: string;
+  /** If set, the only folders under src/ they may import. */
+  allowedLayers?: string[];
+  /** Folders under src/ (or top-level files, without extension) they must not import. */
+  forbiddenLayers: string[];
+  /** npm packages they must not import (a trailing `/*` means the whole scope). */
+  forbiddenPackages: string[];
+}
+
+const RULES: Rule[] = [
+  {
+    // The domain: pure rules and crypto. Nothing else of src/, no web framework, no database, no logger.
+    layer: 'core',
+    allowedLayers: ['core'],
+    forbiddenLayers: [],
+    forbiddenPackages: ['fastify', '@fastify/*', 'kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino'],
+  },
+  {
+    // Storage knows the domain's types, never HTTP.
+    layer: 'store',
+    forbiddenLayers: ['server', 'client', 'cli', 'index'],
+    forbiddenPackages: ['fastify', '@fastify/*'],
+  },
+  {
+    // The browser client (a later issue): the rule is in force as soon as src/client exists.
+    layer: 'client',
+    forbiddenLayers: ['server', 'store', 'cli', 'index'],
+    forbiddenPackages: [],
+  },
+];
+
+/** Every module specifier a file imports: static, type-only, re-exports, side-effect and dynamic `import()`. */
+function importsOf(source: string): string[] {
+  return ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
+}
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((name) => /\.(ts|tsx|mts|cts)$/.test(name) && !name.endsWith('.d.ts'))
+    .map((name) => join(dir, name));
+}
+
+/** The layer a path under src/ belongs to: its first folder, or the file's name for top-level files. */
+function layerOf(absolutePath: string): string | undefined {
+  const rel = relative(SRC, absolutePath);
+  if (rel.startsWith('..')) return undefined;
+  const [first = ''] = rel.split(sep);
+  return first.replace(/\.(ts|js|mts|mjs)$/, '');
+}
+
+function packageMatches(specifier: string, forbidden: string): boolean {
+  if (forbidden.endsWith('/*')) return specifier.startsWith(forbidden.slice(0, -1));
+  return specifier === forbidden || specifier.startsWith(`${forbidden}/`);
+}
+
+/** The forbidden imports of one file under a rule, as "file → specifier (layer)". */
+function violations(file: string, source: string, rule: Rule): string[] {
+  const found: string[] = [];
+  for (const specifier of importsOf(source)) {
+    const where = relative(SRC, file);
+    if (specifier.startsWith('.')) {
+      const target = layerOf(resolve(dirname(file), specifier));
+      const forbidden = target !== undefined && (rule.forbiddenLayers.includes(target) || (rule.allowedLayers !== undefined && !rule.allowedLayers.includes(target)));
+      if (forbidden) found.push(`src/${where} → ${specifier} (src/${target})`);
+    } else if (rule.forbiddenPackages.some((p) => packageMatches(specifier, p))) {
+      found.push(`src/${where} → ${specifier}`);
+    }
+  }
+  return found;
+}
+
+describe('import direction (core ← store ← server; client imports neither)', () => {
+  it('the import scanner sees every kind of import', () => {
+    const sample = [
+      `import { a } from './a.js';`,
+      `import type { B } from '../store/b.js';`,
+      `import {\n  c,\n  d,\n} from 'fastify';`,
+      `export { e } from '@fastify/cookie';`,
+      `import 'pino';`,
+      `const f = await import('kysely');`,
+      `// import { g } from 'not-an-import' is a comment`,
+    ].join('\n');
+    expect(importsOf(sample)).toEqual(['./a.js', '../store/b.js', 'fastify', '@fastify/cookie', 'pino', 'kysely']);
+  });
+
+  it('the rules catch a layer that reaches up', () => {
+    const rule = RULES.find((r) => r.layer === 'core')!;
+    const file = join(SRC, 'core', 'example.ts');
+    const source = [
+      `import { Store } from '../store/store.js';`,
+      `import type { App } from '../server/context.js';`,
+      `import { parseDuration } from './duration.js';`,
+      `import { main } from '../cli.js';`,
+      `import { jwtVerify } from 'jose';`,
+      `import cookie from '@fastify/cookie';`,
+      `import pg from 'pg';`,
+      `import { Pool } from 'pg-pool';`,
+    ].join('\n');
+    expect(violations(file, source, rule)).toEqual([
+      'src/core/example.ts → ../store/store.js (src/store)',
+      'src/core/example.ts → ../server/context.js (src/server)',
+      'src/core/example.ts → ../cli.js (src/cli)',
+      'src/core/example.ts → @fastify/cookie',
+      'src/core/example.ts → pg',
+    ]);
+  });
+
+  it('finds the source files', () => {
+    expect(filesUnder(join(SRC, 'core')).length).toBeGreaterThan(3);
+    expect(filesUnder(join(SRC, 'store')).length).toBeGreaterThan(1);
+  });
+
+  for (const rule of RULES) {
+    it(`src/${rule.layer} imports nothing it must not`, () => {
+      const found = filesUnder(join(SRC, rule.layer)).flatMap((file) => violations(file, readFileSync(file, 'utf8'), rule));
+      expect(found, `forbidden imports in src/${rule.layer}`).toEqual([]);
+    });
+  }
+});

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { migrateToLatest, openDatabase } from '../../src/store/database.js';
+import { Store } from '../../src/store/store.js';
+
+export type Backend = 'pglite' | 'postgres';
+
+/** PGlite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
+export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
+
+export interface TestStore {
+  store: Store;
+  /** the database URL and schema, for tests that start separate server processes */
+  url: string | undefined;
+  schema: string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh, migrated database of the given kind: an in-memory PGlite, or a new
+ * schema in TEST_DATABASE_URL that is dropped again on close, so runs never collide.
+ */
+export async function openTestStore(backend: Backend, options: { poolSize?: number } = {}): Promise<TestStore> {
+  if (backend === 'pglite') {
+    const { db } = await openDatabase({ url: 'memory://', dataDir: '' });
+    await migrateToLatest(db);
+    return { store: new Store(db), url: undefined, schema: undefined, close: () => db.destroy() };
+  }
+  const url = process.env.TEST_DATABASE_URL!;
+  const schema = `tessera_test_${randomBytes(6).toString('hex')}`;
+  await admin(url, `create schema ${schema}`);
+  const { db } = await openDatabase({ url, dataDir: '', schema, poolSize: options.poolSize ?? 10 });
+  await migrateToLatest(db, schema);
+  return {
+    store: new Store(db),
+    url,
+    schema,
+    close: async () => {
+      await db.destroy();
+      await admin(url, `drop schema ${schema} cascade`);
+    },
+  };
+}
+
+async function admin(url: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
