@@ -20,6 +20,7 @@ import { KeyRing } from './key-ring.js';
 import { PasswordHasher } from './password-hasher.js';
 import { rateLimitError } from './rate-limits.js';
 import { accountRoutes } from './routes/account.js';
+import { demoRoutes } from './routes/demo.js';
 import { metaRoutes } from './routes/meta.js';
 import { refreshAndLogoutRoutes } from './routes/refresh-and-logout.js';
 import { registerAndLoginRoutes } from './routes/register-and-login.js';
@@ -159,6 +160,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   refreshAndLogoutRoutes(app, tessera);
   accountRoutes(app, tessera);
   metaRoutes(app, tessera);
+  demoRoutes(app);
 
   app.addHook('onClose', async () => {
     await tessera.counters.close();

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { NextState } from '../../src/core/decide-refresh.js';
 import { newSessionSalt } from '../../src/core/refresh-token.js';
 import type { NewSession, RequestMeta, Store } from '../../src/store/store.js';
-import { BACKENDS, openTestStore, type TestStore } from '../helpers/backends.js';
+import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
 
 const SEC = 1_000;
 const MIN = 60 * SEC;
@@ -20,6 +20,29 @@ const at = (ms: number) => new Date(T0.getTime() + ms);
 const META: RequestMeta = { ip: '203.0.113.7', userAgent: 'conformance/1.0' };
 const OTHER_META: RequestMeta = { ip: '198.51.100.9', userAgent: 'other-agent/2.0' };
 const NO_META: RequestMeta = { ip: null, userAgent: null };
+
+/**
+ * openTestStore, retried when its migration trips over another test's schema being dropped
+ * at the same moment (Kysely's migrator introspects every schema of the database by name, and
+ * a schema dropped mid-query fails it with 3F000 invalid_schema_name). Only that error is retried.
+ */
+async function openStore(backend: Backend, options: { poolSize?: number } = {}): Promise<TestStore> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openTestStore(backend, options);
+    } catch (error) {
+      if ((error as { code?: string }).code !== '3F000' || attempt >= 5) throw error;
+    }
+  }
+}
+
+/** Empties every table, for tests whose assertions are about the whole database (purging, keys). */
+async function emptyDatabase(store: Store): Promise<void> {
+  await store.db.deleteFrom('security_events').execute();
+  await store.db.deleteFrom('sessions').execute();
+  await store.db.deleteFrom('users').execute();
+  await store.db.deleteFrom('signing_keys').execute();
+}
 
 function newEmail(): string {
   return `u-${randomUUID()}@example.com`;
@@ -75,14 +98,18 @@ function rotation(g: number, now: Date): NextState {
 describe.each(BACKENDS)('Store on %s', (backend) => {
   let db: TestStore;
   let store: Store;
+  /** a second database for the tests about the whole database (signing keys, purging), emptied before each */
+  let other: TestStore;
 
   beforeAll(async () => {
-    db = await openTestStore(backend);
+    db = await openStore(backend);
     store = db.store;
+    other = await openStore(backend, { poolSize: 8 });
   });
 
   afterAll(async () => {
     await db?.close();
+    await other?.close();
   });
 
   // ---- users -------------------------------------------------------------------------
@@ -665,10 +692,8 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   describe('ensureSigningKey / listSigningKeys', () => {
     let own: TestStore;
     beforeAll(async () => {
-      own = await openTestStore(backend);
-    });
-    afterAll(async () => {
-      await own?.close();
+      own = other;
+      await emptyDatabase(own.store);
     });
 
     it('creates one key, and a second call keeps it', async () => {
@@ -702,10 +727,8 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   describe('ensureSigningKey on an empty database, concurrently', () => {
     let own: TestStore;
     beforeAll(async () => {
-      own = await openTestStore(backend, { poolSize: 8 });
-    });
-    afterAll(async () => {
-      await own?.close();
+      own = other;
+      await emptyDatabase(own.store);
     });
 
     it('creates exactly one key', async () => {
@@ -722,16 +745,14 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   });
 
   describe('purgeSessions', () => {
-    // a database per test: purging is global, so counts are only exact on a table of one's own
-    let own: TestStore | undefined;
+    // purging is global, so counts are only exact on an otherwise empty database
     let ownStore: Store;
     beforeEach(async () => {
-      own = await openTestStore(backend);
-      ownStore = own.store;
+      ownStore = other.store;
+      await emptyDatabase(ownStore);
     });
-    afterEach(async () => {
-      await own?.close();
-      own = undefined;
+    afterEach(() => {
+      vi.restoreAllMocks();
     });
 
     /** How many batch transactions a call runs. */

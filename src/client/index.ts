@@ -1,0 +1,3 @@
+export { TesseraClient, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason, type TesseraClientOptions, type User } from './tessera-client.js';
+export { TesseraClientError, type ClientErrorCode } from './errors.js';
+export { withAxios, type AxiosLike } from './axios.js';

@@ -1,0 +1,428 @@
+import { TesseraClientError } from './errors.js';
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface SessionInfo {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  ip: string | null;
+  userAgent: string | null;
+  device: string;
+  current: boolean;
+}
+
+export interface SecurityEvent {
+  type: string;
+  createdAt: string;
+  ip: string | null;
+  userAgent: string | null;
+  sessionId: string | null;
+}
+
+/**
+ * Why the client became signed out: `logout` (here or in another tab), `session_expired`,
+ * `invalid_refresh_token` (revoked elsewhere, or no session), `refresh_token_reused`
+ * (the session was ended because its refresh token was used twice: show the user
+ * "your session was ended for your security").
+ */
+export type SignOutReason = 'logout' | 'session_expired' | 'invalid_refresh_token' | 'refresh_token_reused';
+
+export type AuthState =
+  | { status: 'unknown'; user: null }
+  | { status: 'signed_in'; user: User }
+  | { status: 'signed_out'; user: null; reason?: SignOutReason };
+
+export interface TesseraClientOptions {
+  /** Where Tessera is, e.g. `https://auth.example.com`. Default: the page's own origin. */
+  baseUrl?: string;
+  /** `cookie` (browsers, default there): the refresh token lives in an HttpOnly cookie. `body` (Node, mobile; default outside browsers). */
+  transport?: 'cookie' | 'body';
+  /** The fetch to use; default `globalThis.fetch`. */
+  fetch?: typeof globalThis.fetch;
+  /** Body transport: a refresh token saved earlier, to start from. */
+  refreshToken?: string;
+  /** Body transport: called with every new refresh token (and null on sign-out), to persist it securely. */
+  onRefreshToken?: (token: string | null) => void;
+  /** Refresh ahead of expiry at this fraction of the access token's lifetime. Default 0.8. */
+  refreshAt?: number;
+  /** Coordinate tabs with Web Locks and BroadcastChannel. Default: on in browsers. */
+  crossTab?: boolean;
+}
+
+type Message =
+  | { type: 'tokens'; accessToken: string; expiresAt: number; user: User | null }
+  | { type: 'signed_out'; reason: SignOutReason };
+
+interface TokenResponse {
+  accessToken: string;
+  expiresIn: number;
+  refreshToken?: string;
+  user?: User;
+}
+
+/** Attempts of one refresh, so a flaky network or a lost response does not sign anyone out. */
+const REFRESH_ATTEMPTS = 3;
+const RETRY_DELAYS_MS = [300, 1000];
+/** Refreshes triggered by 401s with no authenticated success between them; past this a 401 is passed through. */
+const MAX_REFRESHES_IN_A_ROW = 3;
+/** Tokens closer than this to expiry are not used; a refresh comes first. */
+const EXPIRY_MARGIN_MS = 5_000;
+
+/**
+ * Keeps a user signed in: the access token in memory only, the refresh token in an
+ * HttpOnly cookie (browsers) or handed to you to keep (Node, mobile). One refresh in
+ * flight per tab, and one across tabs; refreshes ahead of expiry while the page is
+ * visible; on 401, refreshes once and retries once.
+ *
+ * @example
+ * const auth = new TesseraClient({ baseUrl: 'https://auth.example.com' });
+ * auth.onChange((state) => render(state));
+ * await auth.restore();                       // one refresh, from the cookie
+ * const res = await auth.fetch('/api/orders'); // Bearer added, 401 handled
+ */
+export class TesseraClient {
+  readonly #baseUrl: string;
+  readonly #transport: 'cookie' | 'body';
+  readonly #fetch: typeof globalThis.fetch;
+  readonly #onRefreshToken: ((token: string | null) => void) | undefined;
+  readonly #refreshAt: number;
+  readonly #channel: BroadcastChannel | undefined;
+  readonly #lockName: string;
+  readonly #listeners = new Set<(state: AuthState) => void>();
+
+  #state: AuthState = { status: 'unknown', user: null };
+  #accessToken: { value: string; expiresAt: number } | null = null;
+  #refreshToken: string | null;
+  /** Bumped whenever the access token changes, here or from another tab. */
+  #version = 0;
+  #inFlight: Promise<boolean> | null = null;
+  #refreshesInARow = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #refreshDue = false;
+  #onVisible = () => this.#whenVisible();
+
+  constructor(options: TesseraClientOptions = {}) {
+    const inBrowser = typeof window !== 'undefined' && typeof document !== 'undefined';
+    this.#baseUrl = (options.baseUrl ?? (inBrowser ? window.location.origin : '')).replace(/\/+$/, '');
+    this.#transport = options.transport ?? (inBrowser ? 'cookie' : 'body');
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#onRefreshToken = options.onRefreshToken;
+    this.#refreshToken = options.refreshToken ?? null;
+    this.#refreshAt = options.refreshAt ?? 0.8;
+    this.#lockName = `tessera:refresh:${this.#baseUrl}`;
+    if ((options.crossTab ?? inBrowser) && typeof BroadcastChannel !== 'undefined') {
+      this.#channel = new BroadcastChannel(`tessera:${this.#baseUrl}`);
+      this.#channel.onmessage = (event: MessageEvent<Message>) => this.#receive(event.data);
+    }
+    if (inBrowser) document.addEventListener('visibilitychange', this.#onVisible);
+  }
+
+  /** The current state; subscribe with `onChange`. */
+  get state(): AuthState {
+    return this.#state;
+  }
+
+  /** Calls `listener` on every change of state; returns the unsubscribe function. */
+  onChange(listener: (state: AuthState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** On page load: restores the session from the refresh cookie with one refresh. */
+  async restore(): Promise<User | null> {
+    if (this.#transport === 'body' && !this.#refreshToken) {
+      this.#setState({ status: 'signed_out', user: null });
+      return null;
+    }
+    await this.refresh();
+    return this.#state.user;
+  }
+
+  async register(input: { email: string; password: string; name?: string }): Promise<User> {
+    return this.#signIn('/auth/register', input);
+  }
+
+  async login(input: { email: string; password: string }): Promise<User> {
+    return this.#signIn('/auth/login', input);
+  }
+
+  /** Signs out this session (`local`, default), every other one (`others`), or all (`global`). */
+  async logout(options: { scope?: 'local' | 'others' | 'global' } = {}): Promise<void> {
+    const scope = options.scope ?? 'local';
+    const token = this.#accessToken?.value;
+    const response = await this.#call('/auth/logout', {
+      method: 'POST',
+      body: { scope, ...(this.#transport === 'body' && this.#refreshToken ? { refreshToken: this.#refreshToken } : {}) },
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    if (!response.ok && scope !== 'local') throw await TesseraClientError.from(response);
+    if (scope !== 'others') this.#signOut('logout', true);
+  }
+
+  async me(): Promise<User> {
+    const { user } = await this.#json<{ user: User }>('/auth/me');
+    return user;
+  }
+
+  async sessions(): Promise<SessionInfo[]> {
+    return (await this.#json<{ sessions: SessionInfo[] }>('/auth/sessions')).sessions;
+  }
+
+  async revokeSession(id: string): Promise<void> {
+    await this.#json(`/auth/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  }
+
+  async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+    await this.#json('/auth/password', { method: 'POST', body: JSON.stringify({ currentPassword, newPassword }), headers: { 'content-type': 'application/json' } });
+  }
+
+  async events(): Promise<SecurityEvent[]> {
+    return (await this.#json<{ events: SecurityEvent[] }>('/auth/events')).events;
+  }
+
+  /**
+   * `fetch` with the access token: adds `Authorization: Bearer`, and on a 401 refreshes
+   * once and retries once. Bodies must be replayable (string, Blob, FormData, …), not streams.
+   * A 401 that survives the retry is returned as it is; no loops.
+   */
+  async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const request = new Request(this.#resolve(input), init);
+    const token = await this.getAccessToken();
+    const response = await this.#fetch(withBearer(request.clone(), token));
+    if (response.status !== 401 || token === null || this.#refreshesInARow >= MAX_REFRESHES_IN_A_ROW) {
+      if (response.status !== 401) this.#refreshesInARow = 0;
+      return response;
+    }
+    // Someone may have replaced the token while this request was out; then it is enough to retry.
+    this.#refreshesInARow++;
+    const renewed = this.#accessToken?.value !== token || (await this.refresh());
+    if (!renewed || !this.#accessToken) return response;
+    const retried = await this.#fetch(withBearer(request, this.#accessToken.value));
+    if (retried.status !== 401) this.#refreshesInARow = 0;
+    return retried;
+  }
+
+  /** A usable access token, refreshing first if there is none or it is about to expire; null when signed out. */
+  async getAccessToken(): Promise<string | null> {
+    if (this.#accessToken && this.#accessToken.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return this.#accessToken.value;
+    if (this.#state.status === 'signed_out') return null;
+    return (await this.refresh()) ? (this.#accessToken?.value ?? null) : null;
+  }
+
+  /**
+   * Refreshes the tokens. Every caller in this tab shares one refresh; across tabs, a
+   * Web Lock lets one tab refresh while the others wait and take its result.
+   * Resolves true when signed in afterwards.
+   */
+  refresh(): Promise<boolean> {
+    this.#inFlight ??= this.#refreshAcrossTabs().finally(() => {
+      this.#inFlight = null;
+    });
+    return this.#inFlight;
+  }
+
+  /** Stops timers and listeners (tests, single-page app teardown). */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#channel?.close();
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this.#onVisible);
+    this.#listeners.clear();
+  }
+
+  async #refreshAcrossTabs(): Promise<boolean> {
+    const seen = this.#version;
+    const startedAt = Date.now();
+    const locks = this.#channel && typeof navigator !== 'undefined' ? navigator.locks : undefined;
+    if (!locks) return this.#refreshNow();
+    return locks.request(this.#lockName, async () => {
+      // Another tab refreshed while we waited for the lock: take its token rather than rotating again.
+      if (this.#version !== seen && this.#accessToken) return true;
+      if (peerRefreshedSince(this.#lockName, startedAt) && (await this.#versionChanges(seen, 1_000))) return true;
+      return this.#refreshNow();
+    });
+  }
+
+  async #refreshNow(): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.#call('/auth/refresh', {
+          method: 'POST',
+          body: this.#transport === 'body' ? { refreshToken: this.#refreshToken ?? '' } : {},
+        });
+      } catch {
+        // The response may have been lost after the server rotated: the retry presents the
+        // same token again, which the server answers with the identical new one (SPEC §3 rule 2).
+        if (attempt >= REFRESH_ATTEMPTS) return false;
+        await delay(RETRY_DELAYS_MS[attempt - 1] ?? 1000);
+        continue;
+      }
+      if (response.ok) {
+        this.#accept((await response.json()) as TokenResponse);
+        markRefreshed(this.#lockName);
+        return true;
+      }
+      const error = await TesseraClientError.from(response);
+      if (error.status === 401) {
+        const reason = (['session_expired', 'refresh_token_reused'] as const).find((c) => c === error.code) ?? 'invalid_refresh_token';
+        // Before anything was known, "no session" is just signed out, not an event to show.
+        this.#signOut(this.#state.status === 'unknown' && reason !== 'refresh_token_reused' ? undefined : reason, true);
+        return false;
+      }
+      if (error.status >= 500 && attempt < REFRESH_ATTEMPTS) {
+        await delay(RETRY_DELAYS_MS[attempt - 1] ?? 1000);
+        continue;
+      }
+      return false;
+    }
+  }
+
+  async #signIn(path: string, input: Record<string, unknown>): Promise<User> {
+    const response = await this.#call(path, { method: 'POST', body: { ...input, transport: this.#transport } });
+    if (!response.ok) throw await TesseraClientError.from(response);
+    const tokens = (await response.json()) as TokenResponse;
+    this.#accept(tokens);
+    return tokens.user!;
+  }
+
+  /** Takes a token response: remembers the tokens, schedules the next refresh, tells the other tabs. */
+  #accept(tokens: TokenResponse): void {
+    const expiresAt = Date.now() + tokens.expiresIn * 1000;
+    if (tokens.refreshToken) {
+      this.#refreshToken = tokens.refreshToken;
+      this.#onRefreshToken?.(tokens.refreshToken);
+    }
+    const user = tokens.user ?? this.#state.user;
+    this.#setTokens(tokens.accessToken, expiresAt, user);
+    this.#channel?.postMessage({ type: 'tokens', accessToken: tokens.accessToken, expiresAt, user } satisfies Message);
+  }
+
+  #setTokens(accessToken: string, expiresAt: number, user: User | null): void {
+    this.#accessToken = { value: accessToken, expiresAt };
+    this.#version++;
+    this.#schedule(expiresAt);
+    if (user) this.#setState({ status: 'signed_in', user });
+  }
+
+  #signOut(reason: SignOutReason | undefined, broadcast: boolean): void {
+    this.#accessToken = null;
+    this.#version++;
+    clearTimeout(this.#timer);
+    if (this.#refreshToken !== null) {
+      this.#refreshToken = null;
+      this.#onRefreshToken?.(null);
+    }
+    this.#setState(reason ? { status: 'signed_out', user: null, reason } : { status: 'signed_out', user: null });
+    if (broadcast && reason) this.#channel?.postMessage({ type: 'signed_out', reason } satisfies Message);
+  }
+
+  #receive(message: Message): void {
+    if (message.type === 'tokens') this.#setTokens(message.accessToken, message.expiresAt, message.user);
+    else if (message.type === 'signed_out') this.#signOut(message.reason, false);
+  }
+
+  /** Refresh at `refreshAt` of the lifetime, counted from local receipt, never from the JWT's clock. */
+  #schedule(expiresAt: number): void {
+    clearTimeout(this.#timer);
+    this.#refreshDue = false;
+    const lifetime = expiresAt - Date.now();
+    this.#timer = setTimeout(() => {
+      this.#refreshDue = true;
+      if (isVisible()) void this.refresh();
+    }, Math.max(0, lifetime * this.#refreshAt));
+    // Node: a pending refresh must not keep the process alive.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Back from the background (or from sleep, when timers did not run): refresh if one is due. */
+  #whenVisible(): void {
+    if (!isVisible() || this.#state.status !== 'signed_in') return;
+    const expired = !this.#accessToken || this.#accessToken.expiresAt - EXPIRY_MARGIN_MS <= Date.now();
+    if (this.#refreshDue || expired) void this.refresh();
+  }
+
+  #versionChanges(seen: number, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const check = () => {
+        if (this.#version !== seen) resolve(this.#accessToken !== null);
+        else if (Date.now() - started >= timeoutMs) resolve(false);
+        else setTimeout(check, 20);
+      };
+      check();
+    });
+  }
+
+  #setState(state: AuthState): void {
+    const previous = this.#state;
+    this.#state = state;
+    const same = previous.status === state.status && previous.user?.id === state.user?.id &&
+      (previous as { reason?: string }).reason === (state as { reason?: string }).reason;
+    if (!same) for (const listener of this.#listeners) listener(state);
+  }
+
+  async #json<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const response = await this.fetch(path, init);
+    if (!response.ok) throw await TesseraClientError.from(response);
+    return (response.status === 204 ? undefined : await response.json()) as T;
+  }
+
+  /** A call to Tessera's own refresh-token endpoints: credentials and the CSRF header in cookie mode. */
+  async #call(path: string, init: { method: string; body: unknown; headers?: Record<string, string> }): Promise<Response> {
+    try {
+      return await this.#fetch(this.#resolve(path), {
+        method: init.method,
+        headers: {
+          'content-type': 'application/json',
+          ...(this.#transport === 'cookie' ? { 'x-tessera-csrf': '1' } : {}),
+          ...init.headers,
+        },
+        body: JSON.stringify(init.body),
+        credentials: this.#transport === 'cookie' ? 'include' : 'omit',
+      });
+    } catch (error) {
+      throw new TesseraClientError('network_error', 0, (error as Error).message);
+    }
+  }
+
+  #resolve(input: RequestInfo | URL): RequestInfo | URL {
+    return typeof input === 'string' && input.startsWith('/') ? `${this.#baseUrl}${input}` : input;
+  }
+}
+
+function withBearer(request: Request, token: string | null): Request {
+  if (token) request.headers.set('authorization', `Bearer ${token}`);
+  return request;
+}
+
+function isVisible(): boolean {
+  return typeof document === 'undefined' || document.visibilityState === 'visible';
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// The time of the last refresh, shared by tabs through localStorage: only a timestamp, never a token.
+function markRefreshed(key: string): void {
+  try {
+    globalThis.localStorage?.setItem(`${key}:at`, String(Date.now()));
+  } catch {
+    // storage disabled: tabs fall back to refreshing on their own, which is still safe
+  }
+}
+
+function peerRefreshedSince(key: string, since: number): boolean {
+  try {
+    return Number(globalThis.localStorage?.getItem(`${key}:at`) ?? 0) >= since;
+  } catch {
+    return false;
+  }
+}
