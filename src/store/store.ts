@@ -52,9 +52,11 @@ export interface SecurityEvent {
   sessionId: string | null;
 }
 
-/** Advisory lock keys: fixed numbers, so every node of one database agrees on them. */
-const PURGE_LOCK = 0x7e55e7a1;
-const SIGNING_KEY_LOCK = 0x7e55e7a2;
+/**
+ * Advisory lock keys, named by schema: every node of one deployment agrees on them, and
+ * deployments (or test runs) in other schemas of the same database never contend.
+ */
+const lockKey = (name: string) => sql<number>`hashtext(current_schema() || ${`.tessera.${name}`})`;
 
 /**
  * All of Tessera's SQL, shaped around the domain. The same statements run on
@@ -322,7 +324,7 @@ export class Store {
    */
   async ensureSigningKey(create: () => Promise<{ kid: string; publicJwk: object; privateJwkSealed: string }>, now: Date): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`.execute(trx);
+      await sql`select pg_advisory_xact_lock(${lockKey('signing-key')})`.execute(trx);
       const existing = await trx.selectFrom('signing_keys').select('kid').limit(1).executeTakeFirst();
       if (existing) return;
       const key = await create();
@@ -346,7 +348,7 @@ export class Store {
     let total = 0;
     for (;;) {
       const deleted = await this.db.transaction().execute(async (trx) => {
-        const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${PURGE_LOCK}) as locked`.execute(trx);
+        const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${lockKey('purge')}) as locked`.execute(trx);
         if (!rows[0]?.locked) return -1;
         const result = await trx
           .deleteFrom('sessions')
