@@ -27,19 +27,25 @@ export async function openTestStore(backend: Backend, options: { poolSize?: numb
     return { store: new Store(db), url: undefined, schema: undefined, close: () => db.destroy() };
   }
   const url = process.env.TEST_DATABASE_URL!;
-  const schema = `tessera_test_${randomBytes(6).toString('hex')}`;
-  await admin(url, `create schema ${schema}`);
-  const { db } = await openDatabase({ url, dataDir: '', schema, poolSize: options.poolSize ?? 10 });
-  await migrateToLatest(db, schema);
-  return {
-    store: new Store(db),
-    url,
-    schema,
-    close: async () => {
+  // Kysely's migrator looks at every schema of the database; one that another test file drops at
+  // that moment fails it with 3F000. That is a race between test files, not a product case: try again.
+  for (let attempt = 1; ; attempt++) {
+    const schema = `tessera_test_${randomBytes(6).toString('hex')}`;
+    await admin(url, `create schema ${schema}`);
+    const { db } = await openDatabase({ url, dataDir: '', schema, poolSize: options.poolSize ?? 10 });
+    const drop = async () => {
       await db.destroy();
       await admin(url, `drop schema ${schema} cascade`);
-    },
-  };
+    };
+    try {
+      await migrateToLatest(db, schema);
+    } catch (error) {
+      await drop();
+      if ((error as { code?: string }).code === '3F000' && attempt < 5) continue;
+      throw error;
+    }
+    return { store: new Store(db), url, schema, close: drop };
+  }
 }
 
 async function admin(url: string, statement: string): Promise<void> {
