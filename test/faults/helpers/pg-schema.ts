@@ -1,0 +1,101 @@
+/**
+ * A fresh PostgreSQL schema for server processes started by a test. DATABASE_URL has no
+ * schema option of its own, so the schema goes into PostgreSQL's `options` URL parameter
+ * (`?options=-c search_path=…`), which `pg` passes to the server at connect time.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { migrateToLatest, openDatabase } from '../../../src/store/database.js';
+
+export interface FreshSchema {
+  name: string;
+  /** TEST_DATABASE_URL with the schema as search_path: what a server process gets as DATABASE_URL. */
+  url: string;
+  /** The same, with host and port replaced (to route it through a proxy). */
+  urlVia(host: string, port: number): string;
+  /** A query in the schema, on a direct connection. */
+  query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** Every row of every table of the schema, as text (pg_dump when installed, else SELECT of each table). */
+  dump(): Promise<string>;
+  drop(): Promise<void>;
+}
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
+
+/** `url` with `options=-c search_path=schema` added to its query string. */
+export function withSearchPath(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  // URLSearchParams writes spaces as '+', which libpq-style parsers read literally: use %20.
+  return u.toString().replace(/options=[^&]*/, `options=${encodeURIComponent(`-c search_path=${schema}`)}`);
+}
+
+/**
+ * A new, empty schema. With `migrated`, Tessera's migrations are applied to it first, the
+ * way the test helpers do (with an explicit migration-table schema). Servers started on an
+ * empty schema must migrate it themselves; `many-nodes.test.ts` checks that they can.
+ */
+export async function freshSchema(options: { prefix?: string; migrated?: boolean } = {}): Promise<FreshSchema> {
+  const prefix = options.prefix ?? 'tessera_fault';
+  const base = TEST_DATABASE_URL;
+  if (!base) throw new Error('TEST_DATABASE_URL is not set');
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const adminPool = new pg.Pool({ connectionString: base, max: 2 });
+  await adminPool.query(`create schema ${name}`);
+  if (options.migrated) {
+    const { db } = await openDatabase({ url: base, dataDir: '', schema: name, poolSize: 1 });
+    try {
+      await migrateToLatest(db, name);
+    } finally {
+      await db.destroy();
+    }
+  }
+  const pool = new pg.Pool({ connectionString: withSearchPath(base, name), max: 3 });
+  return {
+    name,
+    url: withSearchPath(base, name),
+    urlVia(host, port) {
+      const u = new URL(withSearchPath(base, name));
+      u.hostname = host;
+      u.port = String(port);
+      return u.toString();
+    },
+    async query(text, params) {
+      return (await pool.query(text, params)).rows;
+    },
+    async dump() {
+      const u = new URL(base);
+      try {
+        const { stdout } = await promisify(execFile)(
+          'pg_dump',
+          ['--data-only', '--no-owner', '-n', name, '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'), u.pathname.slice(1)],
+          { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, maxBuffer: 64 * 1024 * 1024, timeout: 30_000 },
+        );
+        return stdout;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // no pg_dump on this machine: every row of every table, in text form
+        const tables = await pool.query<{ table_name: string }>(
+          'select table_name from information_schema.tables where table_schema = $1 order by 1',
+          [name],
+        );
+        const parts: string[] = [];
+        for (const { table_name } of tables.rows) {
+          const rows = await pool.query(`select t::text as row from ${name}."${table_name}" t`);
+          parts.push(`-- ${table_name}\n${rows.rows.map((r: { row: string }) => r.row).join('\n')}`);
+        }
+        return parts.join('\n');
+      }
+    },
+    async drop() {
+      await pool.end().catch(() => {});
+      try {
+        await adminPool.query(`drop schema if exists ${name} cascade`);
+      } finally {
+        await adminPool.end();
+      }
+    },
+  };
+}
