@@ -6,7 +6,7 @@ import { newSessionSalt } from '../../core/refresh-token.js';
 import type { NewSession, UserWithCredentials } from '../../store/store.js';
 import type { App, Tessera } from '../context.js';
 import { readRefreshCookie } from '../cookie-transport.js';
-import { issueTokens, requestMeta, type Transport } from '../issue-tokens.js';
+import { issueTokens, requestMeta } from '../issue-tokens.js';
 import { LoginBody, Problem, RegisterBody, TokenResponse } from '../schemas.js';
 import { rateLimitPerIp } from '../rate-limits.js';
 
@@ -91,9 +91,9 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     }
 
     const now = clock();
-    const session = { ...newSession(tessera, user.id, now) };
+    const session = newSession(tessera, user.id, now);
     await store.createSession(session, meta);
-    return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport: transport as Transport, user });
+    return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport, user });
   });
 }
 
