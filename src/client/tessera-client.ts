@@ -72,7 +72,7 @@ const REFRESH_ATTEMPTS = 3;
 const RETRY_DELAYS_MS = [300, 1000];
 /** Refreshes triggered by 401s with no authenticated success between them; past this a 401 is passed through. */
 const MAX_REFRESHES_IN_A_ROW = 3;
-/** Tokens closer than this to expiry are not used; a refresh comes first. */
+/** Tokens closer than this to expiry are not used; a refresh comes first. At most a fifth of a short token's life. */
 const EXPIRY_MARGIN_MS = 5_000;
 
 /**
@@ -98,7 +98,8 @@ export class TesseraClient {
   readonly #listeners = new Set<(state: AuthState) => void>();
 
   #state: AuthState = { status: 'unknown', user: null };
-  #accessToken: { value: string; expiresAt: number } | null = null;
+  /** `staleAt`: from then on the token is refreshed before use, a margin ahead of `expiresAt`. */
+  #accessToken: { value: string; expiresAt: number; staleAt: number } | null = null;
   #refreshToken: string | null;
   /** Bumped whenever the access token changes, here or from another tab. */
   #version = 0;
@@ -196,14 +197,21 @@ export class TesseraClient {
     const request = new Request(this.#resolve(input), init);
     const token = await this.getAccessToken();
     const response = await this.#fetch(withBearer(request.clone(), token));
-    if (response.status !== 401 || token === null || this.#refreshesInARow >= MAX_REFRESHES_IN_A_ROW) {
-      if (response.status !== 401) this.#refreshesInARow = 0;
+    if (response.status !== 401) {
+      this.#refreshesInARow = 0;
       return response;
     }
-    // Someone may have replaced the token while this request was out; then it is enough to retry.
-    this.#refreshesInARow++;
-    const renewed = this.#accessToken?.value !== token || (await this.refresh());
-    if (!renewed || !this.#accessToken) return response;
+    if (token === null) return response;
+    // If the token was replaced while this request was out, a retry is enough. Callers joining a
+    // refresh already under way share it; only a refresh this call starts counts towards the limit.
+    if (this.#accessToken?.value === token) {
+      if (this.#inFlight === null) {
+        if (this.#refreshesInARow >= MAX_REFRESHES_IN_A_ROW) return response;
+        this.#refreshesInARow++;
+      }
+      if (!(await this.refresh())) return response;
+    }
+    if (!this.#accessToken) return response;
     const retried = await this.#fetch(withBearer(request, this.#accessToken.value));
     if (retried.status !== 401) this.#refreshesInARow = 0;
     return retried;
@@ -211,7 +219,7 @@ export class TesseraClient {
 
   /** A usable access token, refreshing first if there is none or it is about to expire; null when signed out. */
   async getAccessToken(): Promise<string | null> {
-    if (this.#accessToken && this.#accessToken.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return this.#accessToken.value;
+    if (this.#accessToken && this.#accessToken.staleAt > Date.now()) return this.#accessToken.value;
     if (this.#state.status === 'signed_out') return null;
     return (await this.refresh()) ? (this.#accessToken?.value ?? null) : null;
   }
@@ -305,7 +313,8 @@ export class TesseraClient {
   }
 
   #setTokens(accessToken: string, expiresAt: number, user: User | null): void {
-    this.#accessToken = { value: accessToken, expiresAt };
+    const margin = Math.min(EXPIRY_MARGIN_MS, (expiresAt - Date.now()) / 5);
+    this.#accessToken = { value: accessToken, expiresAt, staleAt: expiresAt - margin };
     this.#version++;
     this.#schedule(expiresAt);
     if (user) this.#setState({ status: 'signed_in', user });
@@ -344,7 +353,7 @@ export class TesseraClient {
   /** Back from the background (or from sleep, when timers did not run): refresh if one is due. */
   #whenVisible(): void {
     if (!isVisible() || this.#state.status !== 'signed_in') return;
-    const expired = !this.#accessToken || this.#accessToken.expiresAt - EXPIRY_MARGIN_MS <= Date.now();
+    const expired = !this.#accessToken || this.#accessToken.staleAt <= Date.now();
     if (this.#refreshDue || expired) void this.refresh();
   }
 
