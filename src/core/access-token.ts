@@ -73,6 +73,8 @@ export async function verifyAccessToken(
     const { payload } = await jwtVerify(
       token,
       async (header: JWTHeaderParameters) => {
+        // Tessera never issues `crit`; jose would accept extensions it knows (b64), so refuse them all.
+        if (header.crit !== undefined) throw new joseErrors.JWSInvalid('crit header');
         const key = typeof header.kid === 'string' ? await publicKey(header.kid) : undefined;
         if (!key) throw new joseErrors.JWKSNoMatchingKey();
         return key;

@@ -4,7 +4,7 @@
  */
 export const ERRORS = {
   invalid_request: { status: 400, title: 'The request is malformed' },
-  weak_password: { status: 400, title: 'The password does not meet the length rules' },
+  weak_password: { status: 400, title: 'The password is too short, too long or too common' },
   unauthorized: { status: 401, title: 'A valid access token is required' },
   invalid_refresh_token: { status: 401, title: 'The refresh token is not valid' },
   refresh_token_reused: { status: 401, title: 'The refresh token was already used; the session was ended for your security' },

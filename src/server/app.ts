@@ -170,20 +170,18 @@ export async function buildApp(options: BuildOptions): Promise<App> {
 }
 
 /**
- * Errors Node's HTTP parser raises before Fastify sees a request: oversized headers
- * (431) and malformed requests (400), answered in the same problem+json shape as the rest.
+ * Errors Node's HTTP server raises before Fastify sees a request: oversized headers (431),
+ * slow clients cut off (408) and malformed requests (400), in the same problem+json shape.
  */
 function rawClientError(error: NodeJS.ErrnoException, socket: Duplex) {
   if (!socket.writable) return socket.destroy();
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify({
-    ...problem('invalid_request', tooLarge ? 'The request headers are larger than 16 KiB' : 'The request is not valid HTTP'),
-    status,
-    ...(tooLarge ? { title: 'Request header fields too large' } : {}),
-  });
+  const [status, reason, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'The request headers are larger than 16 KiB']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'The request took too long to arrive']
+    : [400, 'Bad Request', 'The request is not valid HTTP'];
+  const body = JSON.stringify({ ...problem('invalid_request', detail), status, title: reason });
   socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\n` +
       `Content-Type: application/problem+json\r\nCache-Control: no-store\r\nConnection: close\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { TesseraError } from '../../core/errors.js';
-import { assertPasswordPolicy, normalizeEmail } from '../../core/password-policy.js';
+import { assertPasswordLength, assertPasswordPolicy, normalizeEmail } from '../../core/password-policy.js';
 import { newSessionSalt } from '../../core/refresh-token.js';
 import type { NewSession, UserWithCredentials } from '../../store/store.js';
 import type { App, Tessera } from '../context.js';
 import { readRefreshCookie } from '../cookie-transport.js';
 import { issueTokens, requestMeta } from '../issue-tokens.js';
+import { recognise } from '../refresh-grant.js';
 import { LoginBody, Problem, RegisterBody, TokenResponse } from '../schemas.js';
 import { rateLimitPerIp } from '../rate-limits.js';
 
@@ -36,6 +37,7 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
       requestMeta(request),
     );
     if (!user) throw new TesseraError('email_taken');
+    if (transport === 'cookie') await endReplacedSession(tessera, request, now);
     reply.code(201);
     return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport, user });
   });
@@ -50,7 +52,7 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     config: rateLimitPerIp(config, limits.loginAttemptsPerIp, limits.loginAttemptsPerIpWindow),
   }, async (request, reply) => {
     const { password, transport = 'cookie' } = request.body;
-    assertPasswordPolicy(password);
+    assertPasswordLength(password);
     const email = normalizeEmail(request.body.email);
     const meta = requestMeta(request);
     const accountIpKey = `login:${email}|${meta.ip}`;
@@ -79,8 +81,14 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
         counters.increment(accountIpKey, limits.loginFailuresPerAccountIpWindow),
         counters.increment(accountKey, limits.loginFailuresPerAccountWindow),
       ]);
-      // Not awaited: the response must not wait on a write the unknown-email path does not make.
-      if (user) store.recordEvent(user.id, null, 'login_failed', meta, clock()).catch((err) => request.log.warn({ err: { message: err.message } }, 'could not record login_failed'));
+      // Written once the response is out: the unknown-email path makes no such write, and
+      // any time it took before the response would tell an attacker the account exists.
+      if (user) {
+        const at = clock();
+        reply.raw.once('finish', () => {
+          store.recordEvent(user.id, null, 'login_failed', meta, at).catch((err: Error) => request.log.warn({ err: { message: err.message } }, 'could not record login_failed'));
+        });
+      }
       throw new TesseraError('invalid_credentials');
     }
     if (user.disabled) throw new TesseraError('account_disabled');
@@ -93,6 +101,7 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     const now = clock();
     const session = newSession(tessera, user.id, now);
     await store.createSession(session, meta);
+    if (transport === 'cookie') await endReplacedSession(tessera, request, now);
     return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport, user });
   });
 }
@@ -104,14 +113,31 @@ function newSession(tessera: Tessera, userId: string, now: Date): NewSession {
   return { id: randomUUID(), userId, salt: newSessionSalt(), now, expiresAt, absoluteExpiresAt };
 }
 
+/**
+ * Signing in again in a browser replaces its refresh cookie, so the session the old cookie
+ * named could never be used from here again: end it rather than leave it alive (ASVS 7.2.4).
+ */
+async function endReplacedSession(tessera: Tessera, request: FastifyRequest, now: Date): Promise<void> {
+  const previous = await genuineCookieSession(tessera, request);
+  if (previous) await tessera.store.revokeSession(previous.user.id, previous.id, 'logout', 'logout', now, requestMeta(request));
+}
+
+/** The session the request's refresh cookie names, if the cookie is genuine. */
+async function genuineCookieSession(tessera: Tessera, request: FastifyRequest) {
+  const cookie = readRefreshCookie(request);
+  if (cookie === undefined) return undefined;
+  return recognise(tessera, cookie).then(
+    ({ session }) => session,
+    (error) => {
+      if (error instanceof TesseraError) return undefined;
+      throw error;
+    },
+  );
+}
+
 /** Has this client signed in to this account before: from this IP, or holding one of its session cookies? */
 async function isKnownClient(tessera: Tessera, request: FastifyRequest, user: UserWithCredentials): Promise<boolean> {
-  const cookie = readRefreshCookie(request);
-  const parsed = cookie ? tessera.refreshTokens.parse(cookie) : undefined;
-  if (parsed) {
-    const session = await tessera.store.findSessionForRefresh(parsed.sessionId);
-    if (session && session.user.id === user.id && tessera.refreshTokens.verify(parsed, session.salt)) return true;
-  }
-  return tessera.store.hasSignedInFrom(user.id, request.ip);
+  const session = await genuineCookieSession(tessera, request);
+  return session?.user.id === user.id || tessera.store.hasSignedInFrom(user.id, request.ip);
 }
 

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { describe } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../../src/store/database.js';
 
 export interface FreshSchema {
@@ -23,6 +24,20 @@ export interface FreshSchema {
 }
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
+
+/**
+ * The fault suite starts real server processes and runs for about a minute, so `npm test`
+ * skips it; `npm run test:faults` (TESSERA_FAULTS=1) runs it, and CI runs both. It needs a
+ * shared PostgreSQL: TEST_DATABASE_URL.
+ */
+export const FAULTS_ENABLED = Boolean(TEST_DATABASE_URL) && process.env.TESSERA_FAULTS === '1';
+const SKIP_REASON = !TEST_DATABASE_URL ? 'needs TEST_DATABASE_URL' : 'run it with npm run test:faults (TESSERA_FAULTS=1)';
+
+/** `describe`, or a skipped one saying why, for the fault suite. */
+export function describeFaults(title: string, fn: () => void): void {
+  if (FAULTS_ENABLED) describe(title, fn);
+  else describe.skip(`${title} [skipped: ${SKIP_REASON}]`, fn);
+}
 
 /** `url` with `options=-c search_path=schema` added to its query string. */
 export function withSearchPath(url: string, schema: string): string {
