@@ -198,23 +198,37 @@ export class TesseraClient {
     const token = await this.getAccessToken();
     const response = await this.#fetch(withBearer(request.clone(), token));
     if (response.status !== 401) {
-      this.#refreshesInARow = 0;
+      this.noteAuthorized();
       return response;
     }
-    if (token === null) return response;
-    // If the token was replaced while this request was out, a retry is enough. Callers joining a
-    // refresh already under way share it; only a refresh this call starts counts towards the limit.
-    if (this.#accessToken?.value === token) {
+    const retryToken = await this.tokenAfter401(token);
+    if (!retryToken) return response;
+    const retried = await this.#fetch(withBearer(request, retryToken));
+    if (retried.status !== 401) this.noteAuthorized();
+    return retried;
+  }
+
+  /**
+   * For adapters (see `withAxios`): after a 401 to a request sent with `usedToken`, the token
+   * to retry it with once, or null when the 401 should stand. If the token was replaced while
+   * the request was out, no refresh is needed; callers joining a refresh under way share it;
+   * after three refreshes in a row with no authorized answer between them, it stops refreshing.
+   */
+  async tokenAfter401(usedToken: string | null): Promise<string | null> {
+    if (usedToken === null) return null;
+    if (this.#accessToken?.value === usedToken) {
       if (this.#inFlight === null) {
-        if (this.#refreshesInARow >= MAX_REFRESHES_IN_A_ROW) return response;
+        if (this.#refreshesInARow >= MAX_REFRESHES_IN_A_ROW) return null;
         this.#refreshesInARow++;
       }
-      if (!(await this.refresh())) return response;
+      if (!(await this.refresh())) return null;
     }
-    if (!this.#accessToken) return response;
-    const retried = await this.#fetch(withBearer(request, this.#accessToken.value));
-    if (retried.status !== 401) this.#refreshesInARow = 0;
-    return retried;
+    return this.#accessToken?.value ?? null;
+  }
+
+  /** For adapters: a request was answered with something other than 401, so refreshing works again. */
+  noteAuthorized(): void {
+    this.#refreshesInARow = 0;
   }
 
   /** A usable access token, refreshing first if there is none or it is about to expire; null when signed out. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose';
 import { TesseraError } from './errors.js';
+import { isUuid } from './uuid.js';
 
 export const ACCESS_TOKEN_ALG = 'EdDSA';
 export const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -56,7 +57,7 @@ export async function signAccessToken(
 /**
  * Verifies an access token: only EdDSA and `typ: at+jwt`; `kid` is only a lookup key
  * into keys we hold (embedded `jwk`, `jku`, `x5u`, `x5c` are never consulted); signature
- * first, then `iss`, `aud`, `exp`, `iat` (not in the future) and `nbf`; unknown `crit` refused.
+ * first, then `iss`, `aud`, `exp`, `iat` (not in the future) and `nbf`; any `crit` refused.
  * Any failure is a `TesseraError('unauthorized')`.
  *
  * @example
@@ -91,11 +92,14 @@ export async function verifyAccessToken(
         currentDate: now,
       },
     );
-    if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.jti !== 'string') {
+    // sub and sid go into uuid columns: anything else would be a database error, not a 401.
+    if (!isUuid(payload.sub) || !isUuid(payload.sid) || typeof payload.jti !== 'string') {
       throw new joseErrors.JWTInvalid('claims of the wrong type');
     }
     return payload as unknown as AccessTokenClaims;
   } catch (error) {
+    // A key lookup that failed (the database is down) is not the token's fault.
+    if (!(error instanceof joseErrors.JOSEError)) throw error;
     const expired = error instanceof joseErrors.JWTExpired;
     throw new TesseraError('unauthorized', {
       detail: expired ? 'The access token has expired' : 'The access token is not valid',

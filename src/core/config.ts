@@ -146,8 +146,9 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
   }
 
   const databaseUrl = value('DATABASE_URL');
-  if (databaseUrl && databaseUrl !== 'memory://' && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    errors.push('DATABASE_URL must start with postgres:// or postgresql://, or be memory:// for a throwaway embedded database');
+  if (databaseUrl && databaseUrl !== 'memory://' && !(/^postgres(ql)?:\/\//.test(databaseUrl) && URL.canParse(databaseUrl))) {
+    // Never echo the value: it usually carries a password.
+    errors.push('DATABASE_URL must be a postgres:// or postgresql:// URL, or memory:// for a throwaway embedded database');
   }
 
   let signingKeys: PrivateJwk[] | undefined;

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { accessTokenOptions, verifyAccessToken } from '../core/access-token.js';
 import { TesseraError } from '../core/errors.js';
-import { isUuid } from '../core/uuid.js';
 import type { UserRecord } from '../store/store.js';
 import type { Tessera } from './context.js';
 
@@ -24,23 +23,23 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
+/** Verifies the request's access token alone (no database): its session and user, or `unauthorized`. */
+export async function verifyBearer(tessera: Tessera, request: FastifyRequest): Promise<{ sessionId: string; userId: string }> {
+  const token = bearerToken(request);
+  if (!token) throw new TesseraError('unauthorized', { detail: 'An Authorization: Bearer access token is required' });
+  const { config, keys, clock } = tessera;
+  const claims = await verifyAccessToken(token, (kid) => keys.publicKey(kid), accessTokenOptions(config), clock());
+  return { sessionId: claims.sid, userId: claims.sub };
+}
+
 /**
  * Verifies the access token and that its session is still active: one
  * primary-key read, which is what makes sign-out instant on Tessera's own API.
  */
 export async function authenticate(tessera: Tessera, request: FastifyRequest): Promise<Authenticated> {
-  const token = bearerToken(request);
-  if (!token) throw new TesseraError('unauthorized', { detail: 'An Authorization: Bearer access token is required' });
-  const { config, keys, store, clock } = tessera;
-  const now = clock();
-  const claims = await verifyAccessToken(
-    token,
-    (kid) => keys.publicKey(kid),
-    accessTokenOptions(config),
-    now,
-  );
-  const active = isUuid(claims.sid) ? await store.findActiveSession(claims.sid, now) : undefined;
-  if (!active || active.user.id !== claims.sub) {
+  const { sessionId, userId } = await verifyBearer(tessera, request);
+  const active = await tessera.store.findActiveSession(sessionId, tessera.clock());
+  if (!active || active.user.id !== userId) {
     throw new TesseraError('unauthorized', { detail: 'The session has ended' });
   }
   return active;

@@ -20,7 +20,7 @@ const BY_STATUS: Record<number, ErrorCode> = {
   429: 'rate_limited',
 };
 
-/** Seconds a client should wait when the database is unreachable. */
+/** Seconds a client should wait when the database (or Redis) is unreachable. */
 const DATABASE_RETRY_AFTER = 5;
 
 /**
@@ -41,10 +41,20 @@ export function toTesseraError(error: FastifyError | Error): TesseraError {
   // Text PostgreSQL cannot store (a NUL byte, bad encoding) that slipped past a schema is still the client's mistake.
   const sqlState = (error as { code?: unknown }).code;
   if (sqlState === '22021' || sqlState === '22P05') return new TesseraError('invalid_request', { detail: 'The request contains characters that cannot be stored' });
-  if (isDatabaseUnavailable(error)) return new TesseraError('service_unavailable', { retryAfter: DATABASE_RETRY_AFTER, cause: error });
+  if (isDatabaseUnavailable(error) || isRedisUnavailable(error)) {
+    return new TesseraError('service_unavailable', { retryAfter: DATABASE_RETRY_AFTER, cause: error });
+  }
   const status = fastifyError.statusCode ?? 500;
   if (status >= 400 && status < 500) return new TesseraError(BY_STATUS[status] ?? 'invalid_request');
   return new TesseraError('internal_error', { cause: error });
+}
+
+/**
+ * Redis (REDIS_URL) holds the rate-limit counters. Without them no limit can be checked,
+ * and Tessera fails closed: 503 rather than letting unlimited guesses through.
+ */
+function isRedisUnavailable(error: Error): boolean {
+  return error.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(error.message);
 }
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

@@ -37,7 +37,8 @@ export async function openStore(config: Config, logger: Logger): Promise<{ store
   } catch (error) {
     await database?.db.destroy().catch(() => {});
     const reason = (error as { code?: string }).code ?? (error as Error).message;
-    logger.fatal(`cannot open the database (${database?.description ?? config.databaseUrl ?? config.dataDir}): ${reason}`);
+    // The description never includes DATABASE_URL itself, which usually carries a password.
+    logger.fatal(`cannot open the database (${database?.description ?? (config.databaseUrl ? 'PostgreSQL' : config.dataDir)}): ${reason}`);
     process.exit(1);
   }
 }
@@ -50,8 +51,14 @@ export function resolveSecret(config: Config, logger: Logger): string {
   if (config.secret) return config.secret;
   const file = join(config.dataDir, 'secret');
   try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (Buffer.byteLength(secret) < 32) {
+      logger.fatal(`${file} holds fewer than 32 bytes; delete it to generate a new one (existing sessions end), or set TESSERA_SECRET`);
+      process.exit(1);
+    }
+    return secret;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     mkdirSync(config.dataDir, { recursive: true });
     const secret = randomBytes(48).toString('base64url');
     try {
@@ -85,7 +92,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   let redis: Redis | undefined;
   if (config.redisUrl) {
     redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
-    redis.on('error', (error) => logger.warn({ err: { message: error.message } }, 'redis unreachable; rate limits cannot be checked'));
+    redis.on('error', (error) => logger.warn({ err: { message: error.message } }, 'redis unreachable; requests that need a rate-limit check answer 503 until it is back'));
     logger.info('rate-limit counters are shared through Redis');
   }
 

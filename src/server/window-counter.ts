@@ -8,10 +8,10 @@ import type { Redis } from 'ioredis';
  * REDIS_URL is set so that every node shares them.
  */
 export interface WindowCounter {
-  /** The count in the current window and the seconds until it resets. */
-  get(key: string, windowSeconds: number): Promise<{ count: number; resetIn: number }>;
-  /** Adds one and returns the new count. */
+  /** Adds one and returns the count in the current window and the seconds until it ends. */
   increment(key: string, windowSeconds: number): Promise<{ count: number; resetIn: number }>;
+  /** Takes one back, if the window is still open (an attempt counted up front that succeeded). */
+  decrement(key: string): Promise<void>;
   /** Forgets a key, e.g. after a successful login. */
   reset(key: string): Promise<void>;
   close(): Promise<void>;
@@ -30,14 +30,19 @@ export class MemoryWindowCounter implements WindowCounter {
     this.#sweeper.unref();
   }
 
-  async get(key: string, windowSeconds: number) {
-    return this.#read(key, windowSeconds);
+  async increment(key: string, windowSeconds: number) {
+    const t = this.now();
+    const existing = this.#windows.get(key);
+    // A window keeps the end it started with, however often it is hit.
+    const w = existing && existing.resetAt > t ? existing : { count: 0, resetAt: t + windowSeconds * 1000 };
+    w.count++;
+    this.#windows.set(key, w);
+    return { count: w.count, resetIn: Math.max(1, Math.ceil((w.resetAt - t) / 1000)) };
   }
 
-  async increment(key: string, windowSeconds: number) {
-    const w = this.#read(key, windowSeconds);
-    this.#windows.set(key, { count: w.count + 1, resetAt: this.now() + w.resetIn * 1000 });
-    return { count: w.count + 1, resetIn: w.resetIn };
+  async decrement(key: string) {
+    const w = this.#windows.get(key);
+    if (w && w.resetAt > this.now() && w.count > 0) w.count--;
   }
 
   async reset(key: string) {
@@ -46,13 +51,6 @@ export class MemoryWindowCounter implements WindowCounter {
 
   async close() {
     clearInterval(this.#sweeper);
-  }
-
-  #read(key: string, windowSeconds: number) {
-    const t = this.now();
-    const w = this.#windows.get(key);
-    if (!w || w.resetAt <= t) return { count: 0, resetIn: windowSeconds };
-    return { count: w.count, resetIn: Math.max(1, Math.ceil((w.resetAt - t) / 1000)) };
   }
 }
 
@@ -63,16 +61,17 @@ export class RedisWindowCounter implements WindowCounter {
     private readonly prefix = 'tessera:',
   ) {}
 
-  async get(key: string, windowSeconds: number) {
-    const [count, ttl] = await Promise.all([this.redis.get(this.prefix + key), this.redis.pttl(this.prefix + key)]);
-    return toWindow(Number(count ?? 0), ttl, windowSeconds);
-  }
-
   async increment(key: string, windowSeconds: number) {
     const k = this.prefix + key;
     const results = await this.redis.multi().incr(k).pexpire(k, windowSeconds * 1000, 'NX').pttl(k).exec();
     if (!results) throw new Error('redis transaction aborted');
-    return toWindow(Number(results[0]?.[1] ?? 0), Number(results[2]?.[1] ?? -1), windowSeconds);
+    const ttl = Number(results[2]?.[1] ?? -1);
+    return { count: Number(results[0]?.[1] ?? 0), resetIn: ttl > 0 ? Math.max(1, Math.ceil(ttl / 1000)) : windowSeconds };
+  }
+
+  async decrement(key: string) {
+    // Only inside an open window: DECR on a missing key would create one without an expiry.
+    await this.redis.eval("if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0", 1, this.prefix + key);
   }
 
   async reset(key: string) {
@@ -80,8 +79,4 @@ export class RedisWindowCounter implements WindowCounter {
   }
 
   async close() {}
-}
-
-function toWindow(count: number, ttlMs: number, windowSeconds: number) {
-  return ttlMs > 0 ? { count, resetIn: Math.max(1, Math.ceil(ttlMs / 1000)) } : { count: 0, resetIn: windowSeconds };
 }

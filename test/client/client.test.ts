@@ -67,7 +67,7 @@ async function alwaysUnauthorized(): Promise<{ url: string; hits: () => number; 
 function fakeAxios(baseURL: string, options: { headersClass?: boolean } = {}) {
   let nextId = 0;
   const requestInterceptors = new Map<number, (config: any) => any>();
-  const responseInterceptors = new Map<number, (error: any) => any>();
+  const responseInterceptors = new Map<number, [(response: any) => any, (error: any) => any]>();
   const sent: { url: string; authorization: string | undefined }[] = [];
   const axios = {
     sent,
@@ -77,7 +77,7 @@ function fakeAxios(baseURL: string, options: { headersClass?: boolean } = {}) {
         eject: (id: number) => void requestInterceptors.delete(id),
       },
       response: {
-        use: (_onFulfilled: undefined, onRejected: (error: any) => any) => (responseInterceptors.set(nextId, onRejected), nextId++),
+        use: (onFulfilled: (response: any) => any, onRejected: (error: any) => any) => (responseInterceptors.set(nextId, [onFulfilled, onRejected]), nextId++),
         eject: (id: number) => void responseInterceptors.delete(id),
       },
     },
@@ -90,9 +90,10 @@ function fakeAxios(baseURL: string, options: { headersClass?: boolean } = {}) {
       const data = await res.json().catch(() => null);
       sent.push({ url: config.url, authorization: headers.Authorization ?? headers.authorization });
       const response = { status: res.status, data, config };
-      if (res.status < 400) return response;
-      let result: Promise<any> = Promise.reject(Object.assign(new Error(`Request failed with status code ${res.status}`), { config, response }));
-      for (const onRejected of responseInterceptors.values()) result = result.then(undefined, onRejected);
+      let result: Promise<any> = res.status < 400
+        ? Promise.resolve(response)
+        : Promise.reject(Object.assign(new Error(`Request failed with status code ${res.status}`), { config, response }));
+      for (const [onFulfilled, onRejected] of responseInterceptors.values()) result = result.then(onFulfilled, onRejected);
       return result;
     },
   };
@@ -108,6 +109,9 @@ class FakeAxiosHeaders {
   set(name: string, value: string) {
     this.#map.set(name, value);
     return this;
+  }
+  get(name: string) {
+    return this.#map.get(name);
   }
   toJSON(): Record<string, string> {
     return Object.fromEntries(this.#map);

@@ -1,11 +1,12 @@
 import { Type } from 'typebox';
 import { deviceName } from '../../core/device-name.js';
 import { TesseraError } from '../../core/errors.js';
-import { assertPasswordPolicy } from '../../core/password-policy.js';
+import { assertPasswordPolicy, PASSWORD_MAX_LENGTH } from '../../core/password-policy.js';
 import { isUuid } from '../../core/uuid.js';
 import { requireAuth } from '../authenticate.js';
 import type { App, Tessera } from '../context.js';
-import { publicUser, requestMeta } from '../issue-tokens.js';
+import { publicUser } from '../issue-tokens.js';
+import { requestMeta } from '../request-meta.js';
 import { EventList, PasswordBody, Problem, SessionIdParams, SessionList, User } from '../schemas.js';
 
 const bearer = [{ bearerAuth: [] }];
@@ -69,18 +70,21 @@ export function accountRoutes(app: App, tessera: Tessera) {
     const { user, sessionId } = request.auth!;
     const { currentPassword, newPassword } = request.body;
     assertPasswordPolicy(newPassword);
-    // A stolen access token must not become a password-guessing oracle.
+    // A stolen access token must not become a password-guessing oracle: attempts are counted up
+    // front (parallel guesses cannot slip past the check), and a success clears them.
     const key = `password:${user.id}`;
     const limit = config.rateLimits;
     if (config.rateLimitsEnabled) {
-      const attempts = await counters.get(key, limit.loginFailuresPerAccountIpWindow);
-      if (attempts.count >= limit.loginFailuresPerAccountIp) throw new TesseraError('rate_limited', { retryAfter: attempts.resetIn });
+      const attempts = await counters.increment(key, limit.loginFailuresPerAccountIpWindow);
+      if (attempts.count > limit.loginFailuresPerAccountIp) throw new TesseraError('rate_limited', { retryAfter: attempts.resetIn });
     }
     const current = await store.findUserById(user.id);
-    if (!current || !(await hasher.verify(current.passwordHash, currentPassword))) {
-      await counters.increment(key, limit.loginFailuresPerAccountIpWindow);
+    // Longer than any password can be: wrong without spending a hash on it.
+    const plausible = currentPassword.length <= PASSWORD_MAX_LENGTH * 2;
+    if (!current || !plausible || !(await hasher.verify(current.passwordHash, currentPassword))) {
       throw new TesseraError('invalid_credentials', { status: 403, detail: 'The current password is incorrect' });
     }
+    if (config.rateLimitsEnabled) await counters.reset(key);
     const passwordHash = await hasher.hash(newPassword);
     await store.changePassword(user.id, passwordHash, sessionId, clock(), requestMeta(request));
     return reply.code(204).send(null);

@@ -1,14 +1,12 @@
 import type { FastifyRequest } from 'fastify';
-import { accessTokenOptions, verifyAccessToken } from '../../core/access-token.js';
-import { decideRefresh } from '../../core/decide-refresh.js';
 import { TesseraError } from '../../core/errors.js';
-import { isUuid } from '../../core/uuid.js';
-import { authenticate, bearerToken } from '../authenticate.js';
+import { authenticate, verifyBearer } from '../authenticate.js';
 import type { App, Tessera } from '../context.js';
 import { assertSameSiteRequest, clearRefreshCookie, readRefreshCookie } from '../cookie-transport.js';
-import { issueTokens, requestMeta, type Transport } from '../issue-tokens.js';
+import { issueTokens, type Transport } from '../issue-tokens.js';
+import { requestMeta } from '../request-meta.js';
 import { rateLimitPerIp } from '../rate-limits.js';
-import { recognise, refreshGrant, refreshPolicy } from '../refresh-grant.js';
+import { judge, recognise, refreshGrant, tryRecognise, unlessTesseraError } from '../refresh-grant.js';
 import { LogoutBody, Problem, RefreshBody, TokenResponse } from '../schemas.js';
 
 /** POST /auth/refresh and POST /auth/logout: the two that take a refresh token. */
@@ -28,17 +26,7 @@ export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
     const { token, transport } = presentedToken(tessera, request, request.body.refreshToken);
     if (token === undefined) throw new TesseraError('invalid_refresh_token', { detail: 'No refresh token was sent' });
     try {
-      const outcome = await refreshGrant(tessera, token, requestMeta(request));
-      return await issueTokens(tessera, reply, {
-        userId: outcome.session.user.id,
-        sessionId: outcome.session.id,
-        salt: outcome.session.salt,
-        generation: outcome.generation,
-        expiresAt: outcome.expiresAt,
-        now: outcome.now,
-        transport,
-        user: outcome.session.user,
-      });
+      return await issueTokens(tessera, reply, await refreshGrant(tessera, token, requestMeta(request)), transport);
     } catch (error) {
       // A cookie that can never work again is removed, so the browser stops sending it.
       if (transport === 'cookie' && error instanceof TesseraError && error.status === 401) clearRefreshCookie(reply, config);
@@ -66,26 +54,18 @@ export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
 
     if (scope === 'local') {
       // Idempotent: whatever names a session of ours ends it; anything else changes nothing and is still 204.
-      const session = await namedSession(tessera, request, token);
+      const session = await sessionToEnd(tessera, request, token);
       if (session) await store.revokeSession(session.userId, session.id, 'logout', 'logout', now, meta);
       return reply.code(204).send(null);
     }
 
     // Signing other devices out needs a credential that would still work: an old token must not
-    // become a remote kill switch. An old refresh token here is theft evidence like anywhere else (§3 rule 4).
-    let session: { id: string; userId: string };
-    if (token !== undefined) {
-      const { parsed, session: found } = await recognise(tessera, token);
-      const decision = decideRefresh(found, parsed.generation, now, refreshPolicy(config));
-      if (decision.action === 'revoke') await store.revokeForReuse(found.id, now, meta);
-      if (decision.action === 'revoke' || decision.action === 'reject') throw new TesseraError(decision.code);
-      session = { id: found.id, userId: found.user.id };
-    } else {
-      const auth = await authenticate(tessera, request);
-      session = { id: auth.sessionId, userId: auth.user.id };
-    }
+    // become a remote kill switch. An old refresh token here is theft evidence like anywhere else.
+    const session = token !== undefined
+      ? (await judge(tessera, await recognise(tessera, token), meta)).session
+      : await authenticate(tessera, request).then((auth) => ({ id: auth.sessionId, user: auth.user }));
     await store.revokeUserSessions(
-      session.userId,
+      session.user.id,
       scope === 'others' ? session.id : null,
       scope === 'others' ? 'logout_others' : 'logout_global',
       session.id,
@@ -107,20 +87,24 @@ function presentedToken(tessera: Tessera, request: FastifyRequest, bodyToken: st
   return { token: cookie, transport: 'cookie' };
 }
 
-/** The session a logout names, if the token or Bearer is genuine; no activity check, since ending an ended session is a no-op. */
-async function namedSession(tessera: Tessera, request: FastifyRequest, token: string | undefined) {
-  try {
-    if (token !== undefined) {
-      const { session } = await recognise(tessera, token);
-      return { id: session.id, userId: session.user.id };
-    }
-    const bearer = bearerToken(request);
-    if (bearer === undefined) return undefined;
-    const { config, keys, clock } = tessera;
-    const claims = await verifyAccessToken(bearer, (kid) => keys.publicKey(kid), accessTokenOptions(config), clock());
-    return isUuid(claims.sid) && isUuid(claims.sub) ? { id: claims.sid, userId: claims.sub } : undefined;
-  } catch (error) {
-    if (error instanceof TesseraError) return undefined;
-    throw error;
+/**
+ * The session a local logout ends: the one a genuine refresh token names, else the one a
+ * valid Bearer names. An old refresh token is theft evidence here too (§3 rule 4): `judge`
+ * revokes the session for reuse and records it, and there is nothing left to end.
+ */
+async function sessionToEnd(tessera: Tessera, request: FastifyRequest, token: string | undefined) {
+  if (token === undefined) {
+    const bearer = await verifyBearer(tessera, request).catch(unlessTesseraError);
+    return bearer && { id: bearer.sessionId, userId: bearer.userId };
   }
+  const named = await tryRecognise(tessera, token);
+  if (!named) return undefined;
+  try {
+    await judge(tessera, named, requestMeta(request));
+  } catch (error) {
+    if (error instanceof TesseraError && error.code === 'refresh_token_reused') return undefined;
+    // Other refusals (expired, user disabled): ending the session anyway is harmless.
+    unlessTesseraError(error);
+  }
+  return { id: named.session.id, userId: named.session.user.id };
 }

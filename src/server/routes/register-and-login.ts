@@ -6,8 +6,9 @@ import { newSessionSalt } from '../../core/refresh-token.js';
 import type { NewSession, UserWithCredentials } from '../../store/store.js';
 import type { App, Tessera } from '../context.js';
 import { readRefreshCookie } from '../cookie-transport.js';
-import { issueTokens, requestMeta } from '../issue-tokens.js';
-import { recognise } from '../refresh-grant.js';
+import { issueTokens } from '../issue-tokens.js';
+import { requestMeta } from '../request-meta.js';
+import { tryRecognise, type Recognised } from '../refresh-grant.js';
 import { LoginBody, Problem, RegisterBody, TokenResponse } from '../schemas.js';
 import { rateLimitPerIp } from '../rate-limits.js';
 
@@ -37,9 +38,9 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
       requestMeta(request),
     );
     if (!user) throw new TesseraError('email_taken');
-    if (transport === 'cookie') await endReplacedSession(tessera, request, now);
+    if (transport === 'cookie') await endReplacedSession(tessera, request, await tryRecognise(tessera, readRefreshCookie(request)), now);
     reply.code(201);
-    return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport, user });
+    return issueTokens(tessera, reply, { session: { ...session, user }, generation: 1, expiresAt: session.expiresAt, now }, transport);
   });
 
   app.post('/auth/login', {
@@ -57,19 +58,24 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     const meta = requestMeta(request);
     const accountIpKey = `login:${email}|${meta.ip}`;
     const accountKey = `login:${email}`;
+    // The browser's refresh cookie, looked at once: it may prove a known client, and it names a session to replace.
+    let cookieSession: Promise<Recognised | undefined> | undefined;
+    const fromCookie = () => (cookieSession ??= tryRecognise(tessera, readRefreshCookie(request)));
 
+    // Every attempt is counted before the password is checked, so guesses sent in parallel cannot
+    // all pass the check at once; a successful sign-in takes its attempt back.
     if (config.rateLimitsEnabled) {
-      const perAccountIp = await counters.get(accountIpKey, limits.loginFailuresPerAccountIpWindow);
-      if (perAccountIp.count >= limits.loginFailuresPerAccountIp) {
+      const perAccountIp = await counters.increment(accountIpKey, limits.loginFailuresPerAccountIpWindow);
+      if (perAccountIp.count > limits.loginFailuresPerAccountIp) {
         throw new TesseraError('rate_limited', { retryAfter: perAccountIp.resetIn });
       }
     }
     const user = await store.findUserByEmail(email);
     if (config.rateLimitsEnabled) {
-      const perAccount = await counters.get(accountKey, limits.loginFailuresPerAccountWindow);
+      const perAccount = await counters.increment(accountKey, limits.loginFailuresPerAccountWindow);
       // An account under attack from everywhere: only places it has signed in from before may keep trying,
       // so the attacker cannot lock the real user out.
-      if (perAccount.count >= limits.loginFailuresPerAccount && !(user && (await isKnownClient(tessera, request, user)))) {
+      if (perAccount.count > limits.loginFailuresPerAccount && !(user && (await isKnownClient(tessera, request, user, fromCookie)))) {
         throw new TesseraError('rate_limited', { retryAfter: perAccount.resetIn });
       }
     }
@@ -77,10 +83,6 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     // Unknown email and wrong password take the same path and the same time: one argon2 verification.
     const ok = await hasher.verify(user?.passwordHash, password);
     if (!ok || !user) {
-      await Promise.all([
-        counters.increment(accountIpKey, limits.loginFailuresPerAccountIpWindow),
-        counters.increment(accountKey, limits.loginFailuresPerAccountWindow),
-      ]);
       // Written once the response is out: the unknown-email path makes no such write, and
       // any time it took before the response would tell an attacker the account exists.
       if (user) {
@@ -91,8 +93,8 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
       }
       throw new TesseraError('invalid_credentials');
     }
+    if (config.rateLimitsEnabled) await Promise.all([counters.reset(accountIpKey), counters.decrement(accountKey)]);
     if (user.disabled) throw new TesseraError('account_disabled');
-    await counters.reset(accountIpKey);
     if (hasher.needsRehash(user.passwordHash)) {
       const rehash = await hasher.hash(password);
       await store.updatePasswordHash(user.id, rehash);
@@ -101,8 +103,8 @@ export function registerAndLoginRoutes(app: App, tessera: Tessera) {
     const now = clock();
     const session = newSession(tessera, user.id, now);
     await store.createSession(session, meta);
-    if (transport === 'cookie') await endReplacedSession(tessera, request, now);
-    return issueTokens(tessera, reply, { ...session, sessionId: session.id, generation: 1, transport, user });
+    if (transport === 'cookie') await endReplacedSession(tessera, request, await fromCookie(), now);
+    return issueTokens(tessera, reply, { session: { ...session, user }, generation: 1, expiresAt: session.expiresAt, now }, transport);
   });
 }
 
@@ -117,27 +119,13 @@ function newSession(tessera: Tessera, userId: string, now: Date): NewSession {
  * Signing in again in a browser replaces its refresh cookie, so the session the old cookie
  * named could never be used from here again: end it rather than leave it alive (ASVS 7.2.4).
  */
-async function endReplacedSession(tessera: Tessera, request: FastifyRequest, now: Date): Promise<void> {
-  const previous = await genuineCookieSession(tessera, request);
-  if (previous) await tessera.store.revokeSession(previous.user.id, previous.id, 'logout', 'logout', now, requestMeta(request));
-}
-
-/** The session the request's refresh cookie names, if the cookie is genuine. */
-async function genuineCookieSession(tessera: Tessera, request: FastifyRequest) {
-  const cookie = readRefreshCookie(request);
-  if (cookie === undefined) return undefined;
-  return recognise(tessera, cookie).then(
-    ({ session }) => session,
-    (error) => {
-      if (error instanceof TesseraError) return undefined;
-      throw error;
-    },
-  );
+async function endReplacedSession(tessera: Tessera, request: FastifyRequest, previous: Recognised | undefined, now: Date): Promise<void> {
+  if (previous) await tessera.store.revokeSession(previous.session.user.id, previous.session.id, 'logout', 'logout', now, requestMeta(request));
 }
 
 /** Has this client signed in to this account before: from this IP, or holding one of its session cookies? */
-async function isKnownClient(tessera: Tessera, request: FastifyRequest, user: UserWithCredentials): Promise<boolean> {
-  const session = await genuineCookieSession(tessera, request);
-  return session?.user.id === user.id || tessera.store.hasSignedInFrom(user.id, request.ip);
+async function isKnownClient(
+  tessera: Tessera, request: FastifyRequest, user: UserWithCredentials, fromCookie: () => Promise<Recognised | undefined>,
+): Promise<boolean> {
+  return (await fromCookie())?.session.user.id === user.id || tessera.store.hasSignedInFrom(user.id, request.ip);
 }
-
