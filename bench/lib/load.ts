@@ -123,7 +123,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     measuring = true;
     options.onWindow?.open();
   }, Math.max(0, warmupEnd - performance.now()));
-  const closer = setTimeout(() => options.onWindow?.close(), Math.max(0, windowEnd - performance.now()));
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    options.onWindow?.close();
+  };
+  const closer = setTimeout(close, Math.max(0, windowEnd - performance.now()));
   // A zero warm-up opens the window before any request is sent.
   if (options.warmupS === 0) {
     clearTimeout(opener);
@@ -137,6 +143,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   } finally {
     clearTimeout(opener);
     clearTimeout(closer);
+    // The last response can land before a late timer fires: the window still closes once.
+    if (measuring) close();
     await pool.close().catch(() => {});
   }
   if (!measuring) throw new Error('the measured window never opened');

@@ -115,12 +115,22 @@ function commOf(pid: string): string {
   }
 }
 
-/** CPU ticks of every process called `postgres` on the machine (the server and its backends). */
-function postgresTicks(): number {
-  let total = 0;
+/** CPU ticks of every process called `postgres` on the machine (the server and its backends), by pid. */
+function postgresTicks(): Map<string, number> {
+  const ticks = new Map<string, number>();
   for (const pid of readdirSync('/proc')) {
-    if (/^\d+$/.test(pid) && commOf(pid) === 'postgres') total += readTicks(`/proc/${pid}/stat`);
+    if (/^\d+$/.test(pid) && commOf(pid) === 'postgres') ticks.set(pid, readTicks(`/proc/${pid}/stat`));
   }
+  return ticks;
+}
+
+/**
+ * PostgreSQL CPU between two readings, per process: a backend or autovacuum worker that
+ * exited in between must not subtract its whole history, and one that started counts from zero.
+ */
+function postgresDelta(before: Map<string, number>, after: Map<string, number>): number {
+  let total = 0;
+  for (const [pid, ticks] of after) total += Math.max(0, ticks - (before.get(pid) ?? 0));
   return total;
 }
 
@@ -145,7 +155,7 @@ export interface CpuUse {
  * three known parties: when it is large, something else was running and the run is noisy.
  */
 export class CpuMeter {
-  #start: { server: number; pg: number; self: NodeJS.CpuUsage; busy: number; wall: number } | undefined;
+  #start: { server: number; pg: Map<string, number>; self: NodeJS.CpuUsage; busy: number; wall: number } | undefined;
   #result: CpuUse | undefined;
 
   constructor(
@@ -156,7 +166,7 @@ export class CpuMeter {
   open(): void {
     this.#start = {
       server: readTicks(`/proc/${this.serverPid}/stat`),
-      pg: this.countPostgres ? postgresTicks() : 0,
+      pg: this.countPostgres ? postgresTicks() : new Map<string, number>(),
       self: process.cpuUsage(),
       busy: machineBusyTicks(),
       wall: performance.now(),
@@ -167,7 +177,7 @@ export class CpuMeter {
     const s = this.#start;
     if (!s) return;
     const serverMs = (readTicks(`/proc/${this.serverPid}/stat`) - s.server) * TICK_MS;
-    const postgresMs = this.countPostgres ? (postgresTicks() - s.pg) * TICK_MS : 0;
+    const postgresMs = this.countPostgres ? postgresDelta(s.pg, postgresTicks()) * TICK_MS : 0;
     const self = process.cpuUsage(s.self);
     const loadGeneratorMs = (self.user + self.system) / 1000;
     const busyMs = (machineBusyTicks() - s.busy) * TICK_MS;

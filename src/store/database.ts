@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type Migration } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import * as initial from './migrations/2026-11-22T00-00-initial.js';
+import { preparedStatementPool } from './prepared-pool.js';
 import type { Database } from './schema.js';
 
 // Timestamped names: Kysely runs them in name order, once each.
@@ -55,7 +56,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     pool.on('connect', (client) => client.on('error', (error) => options.onPoolError?.(error)));
     const url = new URL(options.url);
     return {
-      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparedStatementPool(pool) }) }),
       kind: 'postgres',
       description: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}`,
     };

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Compilable, type Kysely, type Transaction } from 'kysely';
 import type { NextState, RevokeReason, SessionState } from '../core/decide-refresh.js';
 import type { Database, SecurityEventType } from './schema.js';
 
@@ -64,7 +64,35 @@ const lockKey = (name: string) => sql<number>`hashtext(current_schema() || ${`.t
  * so tests can freeze time.
  */
 export class Store {
-  constructor(readonly db: Kysely<Database>) {}
+  // The two reads on every request's path (refresh; Bearer-protected routes), built and
+  // compiled once instead of on every call.
+  readonly #sessionForRefresh;
+  readonly #activeSession;
+
+  constructor(readonly db: Kysely<Database>) {
+    this.#sessionForRefresh = precompiled(db, ['\u0000id'], (id: string) =>
+      db
+        .selectFrom('sessions')
+        .innerJoin('users', 'users.id', 'sessions.user_id')
+        .select([
+          'sessions.id', 'sessions.user_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
+          'sessions.rotated_at', 'sessions.expires_at', 'sessions.absolute_expires_at', 'sessions.revoked_at',
+          'sessions.revoked_reason', 'users.disabled_at', 'users.email', 'users.name', 'users.created_at',
+        ])
+        .where('sessions.id', '=', id),
+    );
+    this.#activeSession = precompiled(db, ['\u0000id', new Date(0)], (id: string, now: Date) =>
+      db
+        .selectFrom('sessions')
+        .innerJoin('users', 'users.id', 'sessions.user_id')
+        .select(['sessions.id as session_id', 'users.id', 'users.email', 'users.name', 'users.created_at'])
+        .where('sessions.id', '=', id)
+        .where('sessions.revoked_at', 'is', null)
+        .where('sessions.expires_at', '>', now)
+        .where('sessions.absolute_expires_at', '>', now)
+        .where('users.disabled_at', 'is', null),
+    );
+  }
 
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
@@ -139,16 +167,7 @@ export class Store {
 
   /** One primary-key read (joined by primary key to its user): all a refresh needs, decision and response. */
   async findSessionForRefresh(id: string): Promise<RefreshableSession | undefined> {
-    const row = await this.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .select([
-        'sessions.id', 'sessions.user_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
-        'sessions.rotated_at', 'sessions.expires_at', 'sessions.absolute_expires_at', 'sessions.revoked_at',
-        'sessions.revoked_reason', 'users.disabled_at', 'users.email', 'users.name', 'users.created_at',
-      ])
-      .where('sessions.id', '=', id)
-      .executeTakeFirst();
+    const row = await this.#sessionForRefresh(id);
     if (!row) return undefined;
     return {
       id: row.id,
@@ -216,16 +235,7 @@ export class Store {
 
   /** The session behind an access token, if it is still active, with its user: one primary-key read. */
   async findActiveSession(id: string, now: Date): Promise<{ sessionId: string; user: UserRecord } | undefined> {
-    const row = await this.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .select(['sessions.id as session_id', 'users.id', 'users.email', 'users.name', 'users.created_at'])
-      .where('sessions.id', '=', id)
-      .where('sessions.revoked_at', 'is', null)
-      .where('sessions.expires_at', '>', now)
-      .where('sessions.absolute_expires_at', '>', now)
-      .where('users.disabled_at', 'is', null)
-      .executeTakeFirst();
+    const row = await this.#activeSession(id, now);
     if (!row) return undefined;
     return { sessionId: row.session_id, user: { id: row.id, email: row.email, name: row.name, createdAt: row.created_at } };
   }
@@ -368,6 +378,22 @@ export class Store {
 }
 
 type Executor = Kysely<Database> | Transaction<Database>;
+
+/**
+ * Compiles a query once, with `markers` for arguments, and returns a function that runs
+ * the same SQL with real ones: each compiled parameter is traced back, by identity, to the
+ * marker it came from, so an argument may appear several times in the query.
+ */
+function precompiled<A extends unknown[], R>(
+  db: Kysely<Database>,
+  markers: A,
+  build: (...args: A) => Compilable<R>,
+): (...args: A) => Promise<R | undefined> {
+  const compiled = build(...markers).compile();
+  const sources = compiled.parameters.map((p) => markers.indexOf(p));
+  if (sources.includes(-1)) throw new Error('precompiled: a parameter does not come from an argument');
+  return async (...args) => (await db.executeQuery<R>({ ...compiled, parameters: sources.map((i) => args[i]) })).rows[0];
+}
 
 async function insertSession(db: Executor, s: NewSession, meta: RequestMeta): Promise<void> {
   await db

@@ -3,6 +3,7 @@
  * PostgreSQL when TEST_DATABASE_URL is set). The same SQL must behave the same on both.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { NextState } from '../../src/core/decide-refresh.js';
 import { newSessionSalt } from '../../src/core/refresh-token.js';
@@ -855,3 +856,22 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   });
 });
 
+
+describe.skipIf(!process.env.TEST_DATABASE_URL)('PostgreSQL statements (TEST_DATABASE_URL)', () => {
+  it('each distinct statement is prepared once per connection, and the hot reads run with new arguments', async () => {
+    const opened = await openTestStore('postgres', { poolSize: 1 });
+    try {
+      const { store } = opened;
+      expect(await store.findSessionForRefresh(randomUUID())).toBeUndefined();
+      expect(await store.findActiveSession(randomUUID(), new Date())).toBeUndefined();
+      expect(await store.findUserByEmail('nobody@example.com')).toBeUndefined();
+      expect(await store.findUserByEmail('nobody-else@example.com')).toBeUndefined();
+      const { rows } = await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(store.db);
+      const byUserEmail = rows.filter((r) => /from "users" where "email" = \$1/.test(r.statement));
+      expect(byUserEmail).toHaveLength(1);
+      expect(rows.some((r) => r.statement.includes('"sessions"."salt"'))).toBe(true);
+    } finally {
+      await opened.close();
+    }
+  });
+});
