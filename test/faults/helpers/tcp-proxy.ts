@@ -126,7 +126,8 @@ export class TcpProxy {
     // Match across chunk boundaries: keep the end of the previous chunk.
     const text = pair.tail + chunk.toString('latin1');
     pair.tail = text.slice(-200);
-    const trigger = this.#triggers.find((t) => text.includes(t.pattern));
+    this.#learnStatements(text);
+    const trigger = this.#triggers.find((t) => text.includes(t.pattern) || this.#executes(text, t.pattern));
     if (trigger && this.#mode === 'open') {
       this.#triggers = this.#triggers.filter((t) => t !== trigger);
       if (trigger.deliver) {
@@ -146,6 +147,22 @@ export class TcpProxy {
     }
     if (this.#mode === 'blackhole') pair.held.toUpstream.push(chunk);
     else pair.upstream.write(chunk);
+  }
+
+  /** Named prepared statements seen in Parse messages: statement name → SQL text. */
+  #statements = new Map<string, string>();
+
+  // Tessera prepares its statements by name, so after the first Parse on a connection the SQL
+  // text no longer travels: a Bind names the statement instead ('B', length, portal "\0", name "\0").
+  #learnStatements(text: string): void {
+    for (const [, name, sql] of text.matchAll(/P[\s\S]{4}(tessera_\d+)\0([^\0]*)\0/g)) this.#statements.set(name!, sql!);
+  }
+
+  #executes(text: string, pattern: string): boolean {
+    for (const [name, sql] of this.#statements) {
+      if (sql.includes(pattern) && text.includes(`B`) && text.includes(`\0${name}\0`)) return true;
+    }
+    return false;
   }
 
   #kill(pair: Pair): void {
