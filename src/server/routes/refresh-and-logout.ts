@@ -4,6 +4,7 @@ import { authenticate, verifyBearer } from '../authenticate.js';
 import type { App, Tessera } from '../context.js';
 import { assertSameSiteRequest, clearRefreshCookie, readRefreshCookie } from '../cookie-transport.js';
 import { issueTokens, type Transport } from '../issue-tokens.js';
+import type { RequestMeta } from '../../store/store.js';
 import { requestMeta } from '../request-meta.js';
 import { rateLimitPerIp } from '../rate-limits.js';
 import { judge, recognise, refreshGrant, tryRecognise, unlessTesseraError } from '../refresh-grant.js';
@@ -54,7 +55,7 @@ export function refreshAndLogoutRoutes(app: App, tessera: Tessera) {
 
     if (scope === 'local') {
       // Idempotent: whatever names a session of ours ends it; anything else changes nothing and is still 204.
-      const session = await sessionToEnd(tessera, request, token);
+      const session = await sessionToEnd(tessera, request, token, meta);
       if (session) await store.revokeSession(session.userId, session.id, 'logout', 'logout', now, meta);
       return reply.code(204).send(null);
     }
@@ -92,7 +93,7 @@ function presentedToken(tessera: Tessera, request: FastifyRequest, bodyToken: st
  * valid Bearer names. An old refresh token is theft evidence here too (§3 rule 4): `judge`
  * revokes the session for reuse and records it, and there is nothing left to end.
  */
-async function sessionToEnd(tessera: Tessera, request: FastifyRequest, token: string | undefined) {
+async function sessionToEnd(tessera: Tessera, request: FastifyRequest, token: string | undefined, meta: RequestMeta) {
   if (token === undefined) {
     const bearer = await verifyBearer(tessera, request).catch(unlessTesseraError);
     return bearer && { id: bearer.sessionId, userId: bearer.userId };
@@ -100,7 +101,7 @@ async function sessionToEnd(tessera: Tessera, request: FastifyRequest, token: st
   const named = await tryRecognise(tessera, token);
   if (!named) return undefined;
   try {
-    await judge(tessera, named, requestMeta(request));
+    await judge(tessera, named, meta);
   } catch (error) {
     if (error instanceof TesseraError && error.code === 'refresh_token_reused') return undefined;
     // Other refusals (expired, user disabled): ending the session anyway is harmless.
