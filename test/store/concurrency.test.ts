@@ -22,20 +22,6 @@ const META: RequestMeta = { ip: '203.0.113.50', userAgent: 'concurrency-test' };
 const WORKER = fileURLToPath(new URL('./fixtures/refresh-worker.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/**
- * openTestStore, retried when its migration trips over another test's schema being dropped at the
- * same moment (Kysely's migrator introspects every schema by name). Only 3F000 is retried.
- */
-async function openStore(backend: Backend, options: { poolSize?: number } = {}): Promise<TestStore> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await openTestStore(backend, options);
-    } catch (error) {
-      if ((error as { code?: string }).code !== '3F000' || attempt >= 5) throw error;
-    }
-  }
-}
-
 /** Rejects if `promise` takes longer than `ms`: a deadlock must fail the test, not hang it. */
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -123,7 +109,7 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
   let tessera: Tessera;
 
   beforeAll(async () => {
-    db = await openStore(backend, poolSizeFor(backend));
+    db = await openTestStore(backend, poolSizeFor(backend));
     store = db.store;
     clock = new FrozenClock();
     tessera = minimalTessera(store, clock.now, TEST_SECRET);
@@ -286,7 +272,7 @@ describe('refresh grant across processes on postgres', () => {
   const children: ChildProcessWithoutNullStreams[] = [];
 
   beforeAll(async () => {
-    db = await openStore('postgres', { poolSize: 5 });
+    db = await openTestStore('postgres', { poolSize: 5 });
   });
 
   afterAll(async () => {

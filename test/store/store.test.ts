@@ -22,21 +22,6 @@ const META: RequestMeta = { ip: '203.0.113.7', userAgent: 'conformance/1.0' };
 const OTHER_META: RequestMeta = { ip: '198.51.100.9', userAgent: 'other-agent/2.0' };
 const NO_META: RequestMeta = { ip: null, userAgent: null };
 
-/**
- * openTestStore, retried when its migration trips over another test's schema being dropped
- * at the same moment (Kysely's migrator introspects every schema of the database by name, and
- * a schema dropped mid-query fails it with 3F000 invalid_schema_name). Only that error is retried.
- */
-async function openStore(backend: Backend, options: { poolSize?: number } = {}): Promise<TestStore> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await openTestStore(backend, options);
-    } catch (error) {
-      if ((error as { code?: string }).code !== '3F000' || attempt >= 5) throw error;
-    }
-  }
-}
-
 /** Empties every table, for tests whose assertions are about the whole database (purging, keys). */
 async function emptyDatabase(store: Store): Promise<void> {
   await store.db.deleteFrom('security_events').execute();
@@ -103,9 +88,9 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   let other: TestStore;
 
   beforeAll(async () => {
-    db = await openStore(backend);
+    db = await openTestStore(backend);
     store = db.store;
-    other = await openStore(backend, { poolSize: 8 });
+    other = await openTestStore(backend, { poolSize: 8 });
   });
 
   afterAll(async () => {
