@@ -1,4 +1,5 @@
 import type { LightMyRequestResponse } from 'fastify';
+import { expect } from 'vitest';
 import { loadConfig, type Config } from '../../src/core/config.js';
 import { buildApp } from '../../src/server/app.js';
 import type { App } from '../../src/server/context.js';
@@ -84,4 +85,11 @@ export interface TokenBody {
 /** The refresh cookie a response set, with its attributes. */
 export function refreshCookie(res: LightMyRequestResponse) {
   return res.cookies.find((c) => c.name === 'tessera_refresh');
+}
+
+/** Status, media type and stable `code` of a problem+json answer. */
+export function expectProblem(res: LightMyRequestResponse, status: number, code: string) {
+  expect(res.statusCode, res.body).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.json()).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code });
 }

@@ -2,19 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BACKENDS } from '../helpers/backends.js';
-import { login, PASSWORD, refresh, register, startTestApp, type TestApp, type TokenBody } from '../helpers/app.js';
+import { login, PASSWORD, refresh, register, startTestApp, type TestApp, type TokenBody, expectProblem } from '../helpers/app.js';
 
 const FIREFOX_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0';
 const SAFARI_IOS =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 const NEW_PASSWORD = 'a completely different passphrase';
-
-/** Status, media type and stable `code` of a problem+json answer. */
-function expectProblem(res: LightMyRequestResponse, status: number, code: string) {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code });
-}
 
 function tokens(res: LightMyRequestResponse): TokenBody & { refreshToken: string } {
   expect(res.statusCode, res.body).toBe(200);

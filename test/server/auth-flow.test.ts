@@ -4,15 +4,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BACKENDS } from '../helpers/backends.js';
 import {
-  login, newEmail, PASSWORD, refresh, refreshCookie, register, startTestApp, type TestApp, type TokenBody,
-} from '../helpers/app.js';
-
-/** Status, media type and stable `code` of a problem+json answer. */
-function expectProblem(res: LightMyRequestResponse, status: number, code: string) {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code });
-}
+  login, newEmail, PASSWORD, refresh, refreshCookie, register, startTestApp, type TestApp, type TokenBody, expectProblem } from '../helpers/app.js';
 
 function tokens(res: LightMyRequestResponse): TokenBody & { refreshToken: string } {
   expect(res.statusCode, res.body).toBe(200);

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type Backend } from '../helpers/backends.js';
-import { newEmail, PASSWORD, refreshCookie, startTestApp, type TestApp, type TokenBody } from '../helpers/app.js';
+import { newEmail, PASSWORD, refreshCookie, startTestApp, type TestApp, type TokenBody, expectProblem } from '../helpers/app.js';
 
 /**
  * SPEC §4 Limits: login failures per account per IP, login attempts per IP, login
@@ -44,12 +44,6 @@ function expectRateLimited(res: LightMyRequestResponse, maxSeconds: number) {
   expect(res.headers['cache-control']).toBe('no-store');
   expect(refreshCookie(res)?.value ?? '').toBe('');
   return seconds;
-}
-
-function expectProblem(res: LightMyRequestResponse, status: number, code: string) {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ status, code });
 }
 
 function registerFrom(t: TestApp, ip: string, email = newEmail(), headers: Record<string, string> = {}) {

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type Backend } from '../helpers/backends.js';
-import { newEmail, PASSWORD, refreshCookie, startTestApp, type TestApp, type TokenBody } from '../helpers/app.js';
+import { newEmail, PASSWORD, refreshCookie, startTestApp, type TestApp, type TokenBody, expectProblem } from '../helpers/app.js';
 
 /**
  * SPEC §4 Transport, CSRF and CORS: the refresh cookie's attributes, the cross-site
@@ -11,12 +11,6 @@ import { newEmail, PASSWORD, refreshCookie, startTestApp, type TestApp, type Tok
 
 const APP_ORIGIN = 'https://app.example.com';
 const CSRF = { 'x-tessera-csrf': '1' };
-
-function expectProblem(res: LightMyRequestResponse, status: number, code: string) {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ status, code });
-}
 
 /** Every Set-Cookie header line of a response. */
 function setCookieLines(res: LightMyRequestResponse): string[] {
