@@ -9,7 +9,7 @@ import { parseArgs, promisify } from 'node:util';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { ARGON2_PARAMS } from '../src/server/password-hasher.js';
+import { ARGON2_PARAMS } from '../src/auth/password-hasher.js';
 import { getJson, postJson, runLoad, type Step } from './lib/load.js';
 import { CpuMeter, rssMiB, sampleRss, startChild, stopAllChildren, type Child } from './lib/processes.js';
 import {
@@ -236,7 +236,7 @@ async function startServer(backend: Backend, kind: ServerKind, profileName?: str
   const profile = profileName ? ['--cpu-prof', `--cpu-prof-dir=${join(options.out, 'profiles')}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [];
   if (kind === 'tessera') {
     return startChild({
-      name: 'tessera', command: process.execPath, args: [...profile, join(options.tesseraDist, 'cli.js'), 'serve'],
+      name: 'tessera', command: process.execPath, args: [...profile, tesseraEntry(options.tesseraDist), 'serve'],
       env: backend.env, logFile: backend.logFile, readyUrl: `${backend.origin}/readyz`,
     });
   }
@@ -552,7 +552,7 @@ async function main(): Promise<number> {
   options = parseOptions();
   if (options.rerender) return rerender(options.rerender);
   mkdirSync(join(options.out, 'profiles'), { recursive: true });
-  if (!existsSync(join(options.tesseraDist, 'cli.js'))) throw new Error(`${options.tesseraDist}/cli.js is missing: run \`npm run build\` first (npm run bench does)`);
+  if (!existsSync(tesseraEntry(options.tesseraDist))) throw new Error(`${options.tesseraDist}/cli/main.js is missing: run \`npm run build\` first (npm run bench does)`);
   const pgliteVersion = (/"version":\s*"([^"]+)"/.exec(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')))?.[1];
   machine = {
     cores: availableParallelism(),
@@ -611,3 +611,9 @@ main().then(
   },
 );
 
+
+/** The CLI of a build: dist/cli/main.js, or dist/cli.js in builds from before the CLI had its own folder. */
+function tesseraEntry(dist: string): string {
+  const current = join(dist, 'cli', 'main.js');
+  return existsSync(current) || !existsSync(join(dist, 'cli.js')) ? current : join(dist, 'cli.js');
+}

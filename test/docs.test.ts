@@ -48,6 +48,11 @@ describe('docs/errors.md', () => {
     expect(cells, `docs/errors.md has no table row starting with \`${code}\``).toBeDefined();
     // The status cell may add a note (e.g. "401 (403 on POST /auth/password)"); it must start with the table's status.
     expect(cells![0], `status of \`${code}\` in docs/errors.md`).toMatch(new RegExp(`^${ERRORS[code].status}\\b`));
+    // Each named case with a status of its own (ERRORS[code].cases) is in the cell too.
+    const cases: Record<string, number> = 'cases' in ERRORS[code] ? ERRORS[code].cases : {};
+    for (const [name, status] of Object.entries(cases)) {
+      expect(cells![0], `the ${name} case of \`${code}\` (${status}) in docs/errors.md`).toMatch(new RegExp(`\\b${status}\\b`));
+    }
   });
 
   it('lists no code that the error table does not have', () => {

@@ -1,3 +1,4 @@
 export { TesseraClient, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason, type TesseraClientOptions, type User } from './tessera-client.js';
 export { TesseraClientError, type ClientErrorCode } from './errors.js';
 export { withAxios, type AxiosLike } from './axios.js';
+export { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, SECURITY_EVENT_TYPES, type SecurityEventType } from '../core/vocabulary.js';

@@ -1,3 +1,4 @@
+import { CSRF_HEADER, type SecurityEventType } from '../core/vocabulary.js';
 import { TesseraClientError } from './errors.js';
 
 export interface User {
@@ -19,7 +20,7 @@ export interface SessionInfo {
 }
 
 export interface SecurityEvent {
-  type: string;
+  type: SecurityEventType;
   createdAt: string;
   ip: string | null;
   userAgent: string | null;
@@ -404,7 +405,7 @@ export class TesseraClient {
         method: init.method,
         headers: {
           'content-type': 'application/json',
-          ...(this.#transport === 'cookie' ? { 'x-tessera-csrf': '1' } : {}),
+          ...(this.#transport === 'cookie' ? { [CSRF_HEADER]: '1' } : {}),
           ...init.headers,
         },
         body: JSON.stringify(init.body),

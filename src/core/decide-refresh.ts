@@ -5,7 +5,7 @@
  * session first makes the update miss and the decision is taken again.
  */
 
-export type RevokeReason = 'logout' | 'reuse' | 'revoked' | 'password_changed' | 'logout_others' | 'logout_global';
+import type { RevokeReason } from './vocabulary.js';
 
 /** What the decision needs to know of a session. */
 export interface SessionState {

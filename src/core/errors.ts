@@ -1,15 +1,27 @@
 /**
  * The one table of Tessera's error codes. The server's error handler, the
  * OpenAPI document, `docs/errors.md` and the client's typed errors all read it.
+ * A code that the HTTP contract sends with another status in one named case
+ * declares that case here, under `cases`, rather than at the place that throws it.
  */
 export const ERRORS = {
-  invalid_request: { status: 400, title: 'The request is malformed' },
+  invalid_request: {
+    status: 400,
+    title: 'The request is malformed',
+    // Refused by Node's HTTP server before any route runs; HTTP has a status of its own for each.
+    cases: { request_timeout: 408, headers_too_large: 431 },
+  },
   weak_password: { status: 400, title: 'The password is too short, too long or too common' },
   unauthorized: { status: 401, title: 'A valid access token is required' },
   invalid_refresh_token: { status: 401, title: 'The refresh token is not valid' },
   refresh_token_reused: { status: 401, title: 'The refresh token was already used; the session was ended for your security' },
   session_expired: { status: 401, title: 'The session has expired' },
-  invalid_credentials: { status: 401, title: 'Email or password is incorrect' },
+  invalid_credentials: {
+    status: 401,
+    title: 'Email or password is incorrect',
+    // A signed-in caller's wrong current password: clients take a 401 for "refresh and retry".
+    cases: { current_password: 403 },
+  },
   account_disabled: { status: 403, title: 'The account is disabled' },
   csrf_failed: { status: 403, title: 'The request failed the cross-site request checks' },
   not_found: { status: 404, title: 'Not found' },
@@ -20,9 +32,18 @@ export const ERRORS = {
   rate_limited: { status: 429, title: 'Too many requests' },
   internal_error: { status: 500, title: 'Internal server error' },
   service_unavailable: { status: 503, title: 'The service is temporarily unavailable' },
-} as const satisfies Record<string, { status: number; title: string }>;
+} as const satisfies Record<string, { status: number; title: string; cases?: Record<string, number> }>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** The named cases of every code, such as `current_password` of `invalid_credentials`. */
+export type ErrorCase = { [C in ErrorCode]: (typeof ERRORS)[C] extends { cases: infer K } ? keyof K : never }[ErrorCode];
+
+/** The status of a code, in one of its named cases if given. */
+export function statusOf(code: ErrorCode, errorCase?: ErrorCase): number {
+  const entry: { status: number; cases?: Record<string, number> } = ERRORS[code];
+  return (errorCase && entry.cases?.[errorCase]) ?? entry.status;
+}
 
 export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 
@@ -54,15 +75,12 @@ export class TesseraError extends Error {
   /** Seconds, sent as `Retry-After` with `rate_limited` and `service_unavailable`. */
   readonly retryAfter: number | undefined;
 
-  /**
-   * `status` overrides the table's status in the rare place the SPEC asks for it
-   * (a wrong current password is 403, so clients do not take it for an expired token).
-   */
-  constructor(code: ErrorCode, options: { detail?: string; retryAfter?: number; status?: number; cause?: unknown } = {}) {
+  /** `case` picks one of the code's named cases in the error table, with its own status. */
+  constructor(code: ErrorCode, options: { detail?: string; retryAfter?: number; case?: ErrorCase; cause?: unknown } = {}) {
     super(options.detail ?? ERRORS[code].title, { cause: options.cause });
     this.name = 'TesseraError';
     this.code = code;
-    this.status = options.status ?? ERRORS[code].status;
+    this.status = statusOf(code, options.case);
     this.detail = options.detail;
     this.retryAfter = options.retryAfter;
   }
@@ -72,7 +90,6 @@ export class TesseraError extends Error {
   }
 }
 
-export function problem(code: ErrorCode, detail?: string): Problem {
-  const { status, title } = ERRORS[code];
-  return { type: `urn:tessera:error:${code}`, title, status, code, ...(detail ? { detail } : {}) };
+export function problem(code: ErrorCode, detail?: string, errorCase?: ErrorCase): Problem {
+  return { type: `urn:tessera:error:${code}`, title: ERRORS[code].title, status: statusOf(code, errorCase), code, ...(detail ? { detail } : {}) };
 }

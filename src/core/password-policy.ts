@@ -1,8 +1,6 @@
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { TesseraError } from './errors.js';
-
-export const PASSWORD_MIN_LENGTH = 8;
-export const PASSWORD_MAX_LENGTH = 1024;
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from './vocabulary.js';
 
 /**
  * The length rule: 8 to 1024 Unicode code points, never truncated, no composition rules

@@ -1,5 +1,7 @@
 // The demo account page, built only from the public client: what a new user sees first.
-import { TesseraClient, TesseraClientError, type AuthState, type User } from '../client/index.js';
+import {
+  PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, TesseraClient, TesseraClientError, type AuthState, type SecurityEventType, type User,
+} from '../client/index.js';
 
 const auth = new TesseraClient();
 // Exposed for the end-to-end tests and for poking around in devtools; it holds no token readable from outside.
@@ -15,7 +17,7 @@ const MESSAGES: Record<string, { text: string; kind?: 'info' }> = {
   password_changed: { text: 'Password changed. Your other sessions were signed out.', kind: 'info' },
 };
 
-const EVENT_NAMES: Record<string, string> = {
+const EVENT_NAMES: Record<SecurityEventType, string> = {
   registered: 'Account created',
   login_succeeded: 'Signed in',
   login_failed: 'Failed sign-in attempt',
@@ -135,7 +137,7 @@ function friendly(error: TesseraClientError): string {
   switch (error.code) {
     case 'invalid_credentials': return error.status === 403 ? 'The current password is incorrect.' : 'Email or password is incorrect.';
     case 'email_taken': return 'An account with this email already exists. Sign in instead?';
-    case 'weak_password': return 'The password must be 8 to 1024 characters long.';
+    case 'weak_password': return `The password must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters long.`;
     case 'account_disabled': return 'This account is disabled.';
     case 'rate_limited': return `Too many attempts. Try again in ${error.retryAfter ?? 60} seconds.`;
     case 'network_error': return 'The server could not be reached. Check your connection.';

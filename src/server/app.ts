@@ -1,24 +1,26 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
+import { KeyRing } from '../auth/key-ring.js';
+import { PasswordHasher } from '../auth/password-hasher.js';
+import { RateLimits } from '../auth/rate-limits.js';
+import { MemoryWindowCounter, RedisWindowCounter } from '../auth/window-counter.js';
+import { accessTokenOptions } from '../core/access-token.js';
 import type { Config } from '../core/config.js';
 import { problem } from '../core/errors.js';
 import { RefreshTokenCodec } from '../core/refresh-token.js';
+import { LOG_REDACT_PATHS } from '../core/vocabulary.js';
 import type { Store } from '../store/store.js';
 import type { App, Tessera } from './context.js';
 import { isAllowedOrigin } from './cookie-transport.js';
-import { MemoryWindowCounter, RedisWindowCounter } from './window-counter.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
-import { KeyRing } from './key-ring.js';
-import { PasswordHasher } from './password-hasher.js';
-import { rateLimitError } from './rate-limits.js';
+import { registerPerIpLimits } from './per-ip-limits.js';
 import { accountRoutes } from './routes/account.js';
 import { demoRoutes } from './routes/demo.js';
 import { metaRoutes } from './routes/meta.js';
@@ -44,18 +46,6 @@ export interface BuildOptions {
   secret: string;
 }
 
-/** Log redaction: no credential ever reaches a log line, even at debug level. */
-export const REDACT = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.currentPassword',
-  '*.newPassword',
-  '*.refreshToken',
-  '*.accessToken',
-];
-
 /**
  * Builds the Tessera HTTP app without listening. Tests drive it with
  * `app.inject()`; `tessera serve` calls `listen()` on it.
@@ -67,7 +57,7 @@ export const REDACT = [
 export async function buildApp(options: BuildOptions): Promise<App> {
   const { config, store } = options;
   const clock = options.clock ?? (() => new Date());
-  const logger = options.logger ?? { level: config.logLevel, redact: REDACT };
+  const logger = options.logger ?? { level: config.logLevel, redact: [...LOG_REDACT_PATHS] };
 
   const app = Fastify<Server, IncomingMessage, ServerResponse>({
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
@@ -87,17 +77,22 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const tessera: Tessera = {
+  const redisPrefix = options.redisPrefix ?? 'tessera:';
+  const tessera: Tessera = Object.freeze({
     config,
     store,
     clock,
     keys: await KeyRing.load(store, options.secret, config.signingKeys, clock()),
     hasher: new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue),
     refreshTokens: new RefreshTokenCodec(options.secret),
-    counters: options.redis
-      ? new RedisWindowCounter(options.redis, options.redisPrefix)
-      : new MemoryWindowCounter(() => clock().getTime()),
-  };
+    limits: new RateLimits(
+      config.rateLimitsEnabled,
+      config.rateLimits,
+      options.redis ? new RedisWindowCounter(options.redis, redisPrefix) : new MemoryWindowCounter(() => clock().getTime()),
+    ),
+    refreshPolicy: Object.freeze({ graceMs: config.refreshReuseGrace * 1000, idleTtlMs: config.refreshTokenTtl * 1000 }),
+    accessTokenOptions: Object.freeze(accessTokenOptions(config)),
+  });
   app.decorate('tessera', tessera);
   app.decorateRequest('auth', null);
 
@@ -137,11 +132,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     allowedHeaders: ['Content-Type', 'Authorization', 'X-Tessera-CSRF'],
     maxAge: 600,
   });
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: rateLimitError,
-    ...(options.redis ? { redis: options.redis, nameSpace: `${options.redisPrefix ?? 'tessera:'}rl:` } : {}),
-  });
+  await registerPerIpLimits(app, options.redis, redisPrefix);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -156,14 +147,14 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
   app.addSchema(Problem);
 
-  registerAndLoginRoutes(app, tessera);
-  refreshAndLogoutRoutes(app, tessera);
-  accountRoutes(app, tessera);
-  metaRoutes(app, tessera);
+  registerAndLoginRoutes(app);
+  refreshAndLogoutRoutes(app);
+  accountRoutes(app);
+  metaRoutes(app);
   demoRoutes(app);
 
   app.addHook('onClose', async () => {
-    await tessera.counters.close();
+    await tessera.limits.close();
   });
   await app.ready();
   return app;
@@ -175,13 +166,13 @@ export async function buildApp(options: BuildOptions): Promise<App> {
  */
 function rawClientError(error: NodeJS.ErrnoException, socket: Duplex) {
   if (!socket.writable) return socket.destroy();
-  const [status, reason, detail] =
-    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'The request headers are larger than 16 KiB']
-    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'The request took too long to arrive']
-    : [400, 'Bad Request', 'The request is not valid HTTP'];
-  const body = JSON.stringify({ ...problem('invalid_request', detail), status, title: reason });
+  const answer =
+    error.code === 'HPE_HEADER_OVERFLOW' ? problem('invalid_request', 'The request headers are larger than 16 KiB', 'headers_too_large')
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? problem('invalid_request', 'The request took too long to arrive', 'request_timeout')
+    : problem('invalid_request', 'The request is not valid HTTP');
+  const body = JSON.stringify(answer);
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\n` +
+    `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n` +
       `Content-Type: application/problem+json\r\nCache-Control: no-store\r\nConnection: close\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
@@ -195,8 +186,3 @@ function isLoggerInstance(logger: unknown): logger is NonNullable<FastifyServerO
   return typeof logger === 'object' && logger !== null && typeof (logger as { child?: unknown }).child === 'function';
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    tessera: Tessera;
-  }
-}

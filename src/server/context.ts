@@ -1,21 +1,30 @@
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type {
+  FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifySchema, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault,
+  RouteGenericInterface,
+} from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { AccessTokenOptions } from '../core/access-token.js';
 import type { Config } from '../core/config.js';
+import type { RefreshPolicy } from '../core/decide-refresh.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
+import type { KeyRing } from '../auth/key-ring.js';
+import type { PasswordHasher } from '../auth/password-hasher.js';
+import type { RateLimits } from '../auth/rate-limits.js';
 import type { Store } from '../store/store.js';
-import type { WindowCounter } from './window-counter.js';
-import type { KeyRing } from './key-ring.js';
-import type { PasswordHasher } from './password-hasher.js';
 
-/** Everything a route needs, built once by buildApp. */
+/**
+ * What buildApp wires together once, from the frozen config. Route handlers pass it to
+ * the use cases of src/auth, each of which declares and reads only the part it needs.
+ */
 export interface Tessera {
   config: Config;
   store: Store;
   keys: KeyRing;
   hasher: PasswordHasher;
   refreshTokens: RefreshTokenCodec;
-  /** Failure and per-session counters, in memory or in Redis. */
-  counters: WindowCounter;
+  limits: RateLimits;
+  refreshPolicy: RefreshPolicy;
+  accessTokenOptions: AccessTokenOptions;
   /** The only clock the server reads; tests freeze it. */
   clock: () => Date;
 }
@@ -27,3 +36,14 @@ export type App = FastifyInstance<
   FastifyBaseLogger,
   TypeBoxTypeProvider
 >;
+
+/** A request of one of our routes, as its handler sees it: `Request<{ Body: LoginBody }>`. */
+export type Request<G extends RouteGenericInterface = RouteGenericInterface> = FastifyRequest<
+  G, RawServerDefault, RawRequestDefaultExpression, FastifySchema, TypeBoxTypeProvider
+>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tessera: Tessera;
+  }
+}

@@ -2,10 +2,7 @@ import type {} from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.js';
 import { TesseraError } from '../core/errors.js';
-
-export const REFRESH_COOKIE = 'tessera_refresh';
-export const COOKIE_PATH = '/auth';
-export const CSRF_HEADER = 'x-tessera-csrf';
+import { CSRF_HEADER, REFRESH_COOKIE, REFRESH_COOKIE_PATH, type Transport } from '../core/vocabulary.js';
 
 /**
  * Sets the refresh cookie: HttpOnly (never readable by scripts), Path=/auth (never
@@ -16,7 +13,7 @@ export function setRefreshCookie(reply: FastifyReply, config: Config, token: str
     httpOnly: true,
     secure: config.cookieSecure,
     sameSite: config.cookieSameSite,
-    path: COOKIE_PATH,
+    path: REFRESH_COOKIE_PATH,
     domain: config.cookieDomain,
     maxAge: Math.max(0, Math.floor(maxAgeSeconds)),
   });
@@ -27,7 +24,7 @@ export function clearRefreshCookie(reply: FastifyReply, config: Config): void {
     httpOnly: true,
     secure: config.cookieSecure,
     sameSite: config.cookieSameSite,
-    path: COOKIE_PATH,
+    path: REFRESH_COOKIE_PATH,
     domain: config.cookieDomain,
   });
 }
@@ -57,4 +54,15 @@ export function assertSameSiteRequest(request: FastifyRequest, config: Config): 
 /** PUBLIC_URL's origin or one of CORS_ORIGINS; the opaque origin `null` never is. */
 export function isAllowedOrigin(origin: string, config: Config): boolean {
   return origin !== 'null' && (origin === config.publicOrigin || config.corsOrigins.includes(origin));
+}
+
+/**
+ * Which refresh token a request presents: the body's (mobile and server clients)
+ * takes precedence, else the cookie, which must pass the cross-site checks.
+ */
+export function presentedRefreshToken(request: FastifyRequest, config: Config, bodyToken: string | undefined): { token: string | undefined; transport: Transport } {
+  if (bodyToken !== undefined) return { token: bodyToken, transport: 'body' };
+  const cookie = readRefreshCookie(request);
+  if (cookie !== undefined) assertSameSiteRequest(request, config);
+  return { token: cookie, transport: 'cookie' };
 }

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { ERROR_CODES } from '../core/errors.js';
+import { SECURITY_EVENT_TYPES } from '../core/vocabulary.js';
 
 /**
  * Every request and response shape, declared once: Fastify validates with them,
@@ -93,7 +94,7 @@ export const SessionList = Type.Object({
 export const EventList = Type.Object({
   events: Type.Array(
     Type.Object({
-      type: Type.String({ examples: ['login_succeeded'] }),
+      type: Type.Enum(SECURITY_EVENT_TYPES),
       createdAt: DateTime,
       ip: Type.Union([Type.String(), Type.Null()]),
       userAgent: Type.Union([Type.String(), Type.Null()]),
@@ -107,5 +108,8 @@ export const Jwks = Type.Object({ keys: Type.Array(Type.Record(Type.String(), Ty
 export type RegisterBody = Static<typeof RegisterBody>;
 export type LoginBody = Static<typeof LoginBody>;
 export type LogoutBody = Static<typeof LogoutBody>;
+export type RefreshBody = Static<typeof RefreshBody>;
+export type PasswordBody = Static<typeof PasswordBody>;
+export type SessionIdParams = Static<typeof SessionIdParams>;
 export type TokenResponse = Static<typeof TokenResponse>;
 export type User = Static<typeof User>;

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated } from 'kysely';
-import type { RevokeReason } from '../core/decide-refresh.js';
+import type { RevokeReason, SecurityEventType } from '../core/vocabulary.js';
 
 /** Typed tables. Timestamps are `timestamptz`; every time is written by the application's clock. */
 export interface Database {
@@ -38,16 +38,6 @@ export interface SessionsTable {
   ip: string | null;
   user_agent: string | null;
 }
-
-export type SecurityEventType =
-  | 'registered'
-  | 'login_succeeded'
-  | 'login_failed'
-  | 'logout'
-  | 'session_revoked'
-  | 'sessions_revoked'
-  | 'password_changed'
-  | 'reuse_detected';
 
 export interface SecurityEventsTable {
   id: Generated<ColumnType<string, never, never>>;

@@ -1,12 +1,7 @@
 import { sql, type Compilable, type Kysely, type Transaction } from 'kysely';
-import type { NextState, RevokeReason, SessionState } from '../core/decide-refresh.js';
-import type { Database, SecurityEventType } from './schema.js';
-
-/** Who did something, from where: recorded with sessions and security events. */
-export interface RequestMeta {
-  ip: string | null;
-  userAgent: string | null;
-}
+import type { NextState, SessionState } from '../core/decide-refresh.js';
+import type { RequestMeta, RevokeReason, SecurityEventType } from '../core/vocabulary.js';
+import type { Database } from './schema.js';
 
 export interface UserRecord {
   id: string;

@@ -4,9 +4,9 @@ import {
   decideRefresh,
   type RefreshDecision,
   type RefreshPolicy,
-  type RevokeReason,
   type SessionState,
 } from '../../src/core/decide-refresh.js';
+import type { RevokeReason } from '../../src/core/vocabulary.js';
 import { RefreshTokenCodec } from '../../src/core/refresh-token.js';
 
 const SEC = 1_000;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryWindowCounter } from '../../src/server/window-counter.js';
+import { MemoryWindowCounter } from '../../src/auth/window-counter.js';
 import { BACKENDS } from '../helpers/backends.js';
 import { login, newEmail, refresh, register, startTestApp, type TestApp } from '../helpers/app.js';
 

@@ -10,12 +10,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newSessionSalt } from '../../src/core/refresh-token.js';
-import type { Tessera } from '../../src/server/context.js';
-import { refreshGrant } from '../../src/server/refresh-grant.js';
-import type { NewSession, RequestMeta, Store } from '../../src/store/store.js';
+import { refreshGrant } from '../../src/auth/refresh-grant.js';
+import type { RequestMeta } from '../../src/core/vocabulary.js';
+import type { NewSession, Store } from '../../src/store/store.js';
 import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
 import { FrozenClock, TEST_SECRET } from '../helpers/app.js';
-import { GRACE_SECONDS, minimalTessera, toCallResult, type CallResult } from './fixtures/tessera.js';
+import { GRACE_SECONDS, refreshDeps, toCallResult, type CallResult, type RefreshDeps } from './fixtures/tessera.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const META: RequestMeta = { ip: '203.0.113.50', userAgent: 'concurrency-test' };
@@ -80,7 +80,7 @@ function watchUpdates(store: Store) {
 }
 
 /** Fires `tokens.length` refreshGrant calls at once, one per token, and settles them all. */
-async function race(tessera: Tessera, tokens: string[]): Promise<CallResult[]> {
+async function race(tessera: RefreshDeps, tokens: string[]): Promise<CallResult[]> {
   const settled = await within(
     20_000,
     `${tokens.length} concurrent refreshes`,
@@ -106,13 +106,13 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
   let db: TestStore;
   let store: Store;
   let clock: FrozenClock;
-  let tessera: Tessera;
+  let tessera: RefreshDeps;
 
   beforeAll(async () => {
     db = await openTestStore(backend, poolSizeFor(backend));
     store = db.store;
     clock = new FrozenClock();
-    tessera = minimalTessera(store, clock.now, TEST_SECRET);
+    tessera = await refreshDeps(store, clock.now, TEST_SECRET);
   });
 
   afterAll(async () => {
@@ -283,7 +283,7 @@ describe('refresh grant across processes on postgres', () => {
   it('3 processes × 10 concurrent calls with one token: one rotation, 30 identical tokens, no revocation', async () => {
     const clock = new FrozenClock();
     const session = await newSession(db.store, clock);
-    const tessera = minimalTessera(db.store, clock.now, TEST_SECRET);
+    const tessera = await refreshDeps(db.store, clock.now, TEST_SECRET);
     const token = tessera.refreshTokens.issue(session.id, session.salt, 1);
 
     type Worker = { child: ChildProcessWithoutNullStreams; ready: Promise<void>; done: Promise<{ results: CallResult[]; lateMs: number }> };

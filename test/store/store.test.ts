@@ -7,7 +7,8 @@ import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { NextState } from '../../src/core/decide-refresh.js';
 import { newSessionSalt } from '../../src/core/refresh-token.js';
-import type { NewSession, RequestMeta, Store } from '../../src/store/store.js';
+import type { RequestMeta } from '../../src/core/vocabulary.js';
+import type { NewSession, Store } from '../../src/store/store.js';
 import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
 
 const SEC = 1_000;

@@ -1,11 +1,12 @@
 import type {} from '@fastify/swagger';
 import { Type } from 'typebox';
 import { TesseraError } from '../../core/errors.js';
-import type { App, Tessera } from '../context.js';
+import type { App } from '../context.js';
 import { Jwks, Problem } from '../schemas.js';
 
 /** Public endpoints about the service itself: keys, health, readiness, the API description. */
-export function metaRoutes(app: App, tessera: Tessera) {
+export function metaRoutes(app: App) {
+  const { tessera } = app;
   app.get('/.well-known/jwks.json', {
     schema: { summary: 'Public keys that verify access tokens', tags: ['meta'], response: { 200: Jwks } },
   }, async () => tessera.keys.jwks());

@@ -1,5 +1,5 @@
 /**
- * `tessera serve` as a real child process: `node --import tsx src/cli.ts serve`, configured
+ * `tessera serve` as a real child process: `node --import tsx src/cli/main.ts serve`, configured
  * by environment variables like an operator would. stdout and stderr are kept for the log
  * checks. Every process started here is killed by `stopAll()` (call it in afterAll), and
  * also when the test process exits, so no server outlives its test.
@@ -37,7 +37,7 @@ process.on('exit', () => {
  */
 export async function startServer(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-fault-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',

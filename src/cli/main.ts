@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { normalizeEmail } from './core/password-policy.js';
-import { configOrExit, createLogger, openStore, serve } from './server/start.js';
+import { setUserDisabled } from '../auth/set-user-disabled.js';
+import { configOrExit, createLogger, openStore } from './setup.js';
 
 const USAGE = `Usage: tessera <command>
 
@@ -15,6 +15,8 @@ Configuration is read from environment variables; see docs/configuration.md.`;
 async function main(argv: string[]): Promise<number> {
   const [command, sub, arg] = argv;
   if (command === 'serve') {
+    // Loaded only here: the other commands reach the database without the HTTP application.
+    const { serve } = await import('./serve.js');
     await serve(process.env);
     return -1; // keeps running
   }
@@ -27,13 +29,12 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'users' && (sub === 'disable' || sub === 'enable') && arg) {
     const config = configOrExit(process.env);
     const { store, database } = await openStore(config, createLogger({ ...config, logLevel: 'warn' }));
-    const found = await store.setUserDisabled(normalizeEmail(arg), sub === 'disable', new Date());
-    await database.db.destroy();
-    if (!found) {
+    const email = await setUserDisabled({ store, clock: () => new Date() }, arg, sub === 'disable').finally(() => database.db.destroy());
+    if (!email) {
       process.stderr.write(`tessera: no user with email ${arg}\n`);
       return 1;
     }
-    process.stdout.write(`${sub === 'disable' ? 'disabled' : 'enabled'} ${normalizeEmail(arg)}\n`);
+    process.stdout.write(`${sub === 'disable' ? 'disabled' : 'enabled'} ${email}\n`);
     return 0;
   }
   process.stderr.write(`${USAGE}\n`);

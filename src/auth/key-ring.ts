@@ -5,6 +5,9 @@ import { deriveKey } from '../core/derive-key.js';
 import { seal, unseal } from '../core/seal.js';
 import type { Store } from '../store/store.js';
 
+/** The store methods the key ring uses. */
+export type KeyStore = Pick<Store, 'listSigningKeys' | 'ensureSigningKey'>;
+
 interface LoadedKey {
   kid: string;
   privateKey: CryptoKey;
@@ -25,12 +28,12 @@ export class KeyRing {
   #lastReload = 0;
 
   private constructor(
-    private readonly store: Store,
+    private readonly store: KeyStore,
     private readonly fromConfig: boolean,
     private readonly sealingKey: Buffer,
   ) {}
 
-  static async load(store: Store, secret: string, configured: PrivateJwk[] | undefined, now: Date): Promise<KeyRing> {
+  static async load(store: KeyStore, secret: string, configured: PrivateJwk[] | undefined, now: Date): Promise<KeyRing> {
     const ring = new KeyRing(store, configured !== undefined, deriveKey(secret, 'signing-key-encryption'));
     if (configured) {
       ring.#keys = await Promise.all(configured.map((jwk) => loadKey(jwk)));

@@ -1,0 +1,60 @@
+/**
+ * The words the store, the server, the client and the demo page share, defined once.
+ * Everything here is plain data: the browser client imports it without pulling in
+ * anything of the server.
+ */
+
+/** What is recorded in a user's security log (`GET /auth/events`). */
+export const SECURITY_EVENT_TYPES = [
+  'registered',
+  'login_succeeded',
+  'login_failed',
+  'logout',
+  'session_revoked',
+  'sessions_revoked',
+  'password_changed',
+  'reuse_detected',
+] as const;
+export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];
+
+/** Why a session was ended; `reuse` is the one that makes every later holder hear `refresh_token_reused`. */
+export const REVOKE_REASONS = ['logout', 'reuse', 'revoked', 'password_changed', 'logout_others', 'logout_global'] as const;
+export type RevokeReason = (typeof REVOKE_REASONS)[number];
+
+/** Who did something, from where: recorded with sessions and security events. */
+export interface RequestMeta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/**
+ * Where a refresh token travels: `cookie` (browsers; an HttpOnly cookie, never a body) or
+ * `body` (mobile and server clients).
+ */
+export type Transport = 'cookie' | 'body';
+
+/** User agents are stored up to this many characters. */
+export const USER_AGENT_MAX_LENGTH = 512;
+
+/** Passwords: 8 to 1024 Unicode code points, never truncated (NIST SP 800-63B). */
+export const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MAX_LENGTH = 1024;
+
+/** The HttpOnly cookie that carries the refresh token, and the only path it is sent to. */
+export const REFRESH_COOKIE = 'tessera_refresh';
+export const REFRESH_COOKIE_PATH = '/auth';
+
+/** The header cookie-mode refresh and logout must carry (a cross-site form cannot set it). */
+export const CSRF_HEADER = 'x-tessera-csrf';
+
+/** Log redaction: no credential ever reaches a log line, even at debug level. */
+export const LOG_REDACT_PATHS: readonly string[] = Object.freeze([
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.currentPassword',
+  '*.newPassword',
+  '*.refreshToken',
+  '*.accessToken',
+]);
