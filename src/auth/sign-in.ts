@@ -82,5 +82,7 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   const session = newSession(deps.config, user.id, now);
   await store.createSession(session, meta);
   if (input.transport === 'cookie') await endReplacedSession(deps, await fromCookie(), now, meta);
-  return issueTokens(deps, { session: { ...session, user }, generation: 1, expiresAt: session.expiresAt, now });
+  // The record without its credentials: tokens and what callers log never carry the hash.
+  const record = { id: user.id, email: user.email, name: user.name, createdAt: user.createdAt };
+  return issueTokens(deps, { session: { ...session, user: record }, generation: 1, expiresAt: session.expiresAt, now });
 }
