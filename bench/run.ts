@@ -163,13 +163,6 @@ async function pgAdmin(url: string, statement: string): Promise<pg.QueryResult> 
   }
 }
 
-/** The URL every process of a run uses: the base URL with `search_path` set to the run's own schema. */
-function urlWithSchema(base: string, schema: string): string {
-  const url = new URL(base);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  return url.toString();
-}
-
 /** A signing key that Tessera (SIGNING_KEYS) and the floor share, so their tokens are interchangeable. */
 function signingKeys(): string {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -199,8 +192,9 @@ async function openBackend(kind: BackendKind, outDir: string): Promise<Backend> 
   if (kind === 'postgres') {
     const schema = `tessera_bench_${randomBytes(6).toString('hex')}`;
     await pgAdmin(options.pgUrl, `create schema ${schema}`);
-    const url = urlWithSchema(options.pgUrl, schema);
-    env.DATABASE_URL = url;
+    // Every process names the run's schema in its statements (DATABASE_SCHEMA), as a deployment would.
+    env.DATABASE_URL = options.pgUrl;
+    env.DATABASE_SCHEMA = schema;
     return {
       kind, origin: publicUrl, publicUrl, env, logFile, sessions: 0,
       seedArgs: ['--url', options.pgUrl, '--schema', schema],

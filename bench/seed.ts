@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { migrateToLatest, openDatabase } from '../src/store/database.js';
 import type { Database } from '../src/store/schema.js';
 
@@ -9,6 +9,22 @@ import type { Database } from '../src/store/schema.js';
  * extra sessions for them (sessions per user), and filler users and sessions that
  * only make the tables big. The same statements run on PostgreSQL and PGlite.
  */
+
+/**
+ * Where the rows go: the database and its two tables, named in the run's schema. Raw SQL is
+ * not qualified by Kysely's schema plugin, so the names are spelt out here.
+ */
+export interface SeedTarget {
+  db: Kysely<Database>;
+  users: RawBuilder<unknown>;
+  userEmails: RawBuilder<unknown>;
+  sessions: RawBuilder<unknown>;
+}
+
+export function seedTarget(db: Kysely<Database>, schema: string | undefined): SeedTarget {
+  const table = (name: string) => sql.table(schema ? `${schema}.${name}` : name);
+  return { db, users: table('users'), userEmails: table('user_emails'), sessions: table('sessions') };
+}
 
 /** Filler users get this many sessions each; the last user of a batch may get fewer. */
 const FILLER_SESSIONS_PER_USER = 10;
@@ -22,41 +38,47 @@ export function workerEmail(group: string, i: number): string {
 }
 
 /** Users the load workers sign in as (through the API, so their sessions are real ones). */
-export async function seedWorkerUsers(db: Kysely<Database>, group: string, count: number, passwordHash: string): Promise<string[]> {
+export async function seedWorkerUsers({ db, users, userEmails }: SeedTarget, group: string, count: number, passwordHash: string): Promise<string[]> {
   const emails = Array.from({ length: count }, (_, i) => workerEmail(group, i));
+  // An email belongs to the account its user_emails row names: that row first, the user only if it was new.
   await sql`
-    insert into users (id, email, name, password_hash, created_at)
-    select gen_random_uuid(), e, 'Bench ' || e, ${passwordHash}, now() - interval '10 days'
-    from unnest(${emails}::text[]) as e
-    on conflict (email) do nothing`.execute(db);
+    with claimed as (
+      insert into ${userEmails} (email, user_id)
+      select e, gen_random_uuid() from unnest(${emails}::text[]) as e
+      on conflict (email) do nothing
+      returning email, user_id
+    )
+    insert into ${users} (id, email, name, password_hash, created_at)
+    select user_id, email, 'Bench ' || email, ${passwordHash}, now() - interval '10 days' from claimed`.execute(db);
   return emails;
 }
 
 /** `perUser` more active sessions for each of these users, as other devices of theirs would have. */
-export async function seedExtraSessions(db: Kysely<Database>, emails: string[], perUser: number): Promise<void> {
+export async function seedExtraSessions({ db, users, sessions }: SeedTarget, emails: string[], perUser: number): Promise<void> {
   if (perUser <= 0) return;
   await sql`
-    insert into sessions (id, user_id, salt, generation, parent_generation, rotated_at, created_at, last_used_at,
+    insert into ${sessions} (id, user_id, salt, generation, parent_generation, rotated_at, created_at, last_used_at,
                           expires_at, absolute_expires_at, revoked_at, revoked_reason, ip, user_agent)
     select gen_random_uuid(), u.id, decode(md5(random()::text || n::text || u.id::text), 'hex'), 3, 2,
            now() - interval '1 hour', now() - interval '2 days', now() - interval '1 hour',
            now() + interval '6 days', now() + interval '28 days', null, null, '198.51.100.7', ${USER_AGENT}
-    from users u cross join generate_series(1, ${perUser}::int) n
+    from ${users} u cross join generate_series(1, ${perUser}::int) n
     where u.email = any(${emails}::text[])`.execute(db);
 }
 
-export async function countSessions(db: Kysely<Database>): Promise<number> {
-  const { rows } = await sql<{ n: string | number }>`select count(*) as n from sessions`.execute(db);
+export async function countSessions({ db, sessions }: SeedTarget): Promise<number> {
+  const { rows } = await sql<{ n: string | number }>`select count(*) as n from ${sessions}`.execute(db);
   return Number(rows[0]?.n ?? 0);
 }
 
 /**
- * Adds filler users and sessions until the sessions table holds `target` rows: random
+ * Adds filler users and sessions until the sessions table holds `count` rows: random
  * ids (so the primary-key index is as scattered as a real one), one in ten revoked,
  * ages spread over a month. Returns the number of rows added.
  */
-export async function growSessionsTo(db: Kysely<Database>, target: number, passwordHash: string): Promise<number> {
-  let missing = target - (await countSessions(db));
+export async function growSessionsTo(target: SeedTarget, count: number, passwordHash: string): Promise<number> {
+  const { db, users: usersTable, userEmails, sessions: sessionsTable } = target;
+  let missing = count - (await countSessions(target));
   const added = Math.max(0, missing);
   let batchNo = 0;
   while (missing > 0) {
@@ -65,12 +87,14 @@ export async function growSessionsTo(db: Kysely<Database>, target: number, passw
     const tag = `${Date.now().toString(36)}-${batchNo++}`;
     await sql`
       with u as (
-        insert into users (id, email, name, password_hash, created_at)
+        insert into ${usersTable} (id, email, name, password_hash, created_at)
         select gen_random_uuid(), 'filler-' || ${tag} || '-' || g || '@bench.invalid', 'Filler ' || g, ${passwordHash},
                now() - interval '90 days' + random() * interval '60 days'
         from generate_series(1, ${users}::int) g
-        returning id, created_at
+        returning id, email, created_at
       ),
+      -- data-modifying: runs although nothing reads it
+      e as (insert into ${userEmails} (email, user_id) select email, id from u),
       s as (
         select u.id as user_id, n,
                now() - random() * interval '29 days' as created_at,
@@ -79,7 +103,7 @@ export async function growSessionsTo(db: Kysely<Database>, target: number, passw
         from u cross join generate_series(1, ${FILLER_SESSIONS_PER_USER}::int) n
         limit ${sessions}::int
       )
-      insert into sessions (id, user_id, salt, generation, parent_generation, rotated_at, created_at, last_used_at,
+      insert into ${sessionsTable} (id, user_id, salt, generation, parent_generation, rotated_at, created_at, last_used_at,
                             expires_at, absolute_expires_at, revoked_at, revoked_reason, ip, user_agent)
       select gen_random_uuid(), s.user_id, decode(md5(random()::text || s.n::text || s.user_id::text), 'hex'),
              s.generation, nullif(s.generation - 1, 0),
@@ -96,9 +120,9 @@ export async function growSessionsTo(db: Kysely<Database>, target: number, passw
 }
 
 /** Fresh statistics and a visibility map after a bulk load, as autovacuum would leave them. */
-export async function vacuumAnalyze(db: Kysely<Database>): Promise<void> {
-  await sql`vacuum analyze users`.execute(db);
-  await sql`vacuum analyze sessions`.execute(db);
+export async function vacuumAnalyze({ db, users, sessions }: SeedTarget): Promise<void> {
+  await sql`vacuum analyze ${users}`.execute(db);
+  await sql`vacuum analyze ${sessions}`.execute(db);
 }
 
 /**
@@ -134,18 +158,19 @@ async function main(): Promise<void> {
     : await openDatabase({ url: undefined, dataDir: values['data-dir'] ?? '' });
   try {
     if (values.migrate) await migrateToLatest(db, values.schema);
+    const target = seedTarget(db, values.schema);
     const hash = values['password-hash'];
     for (const spec of values.workers) {
       const [group = '', count = '0'] = spec.split(':');
-      await seedWorkerUsers(db, group, Number(count), hash);
+      await seedWorkerUsers(target, group, Number(count), hash);
     }
     for (const spec of values.extra) {
       const [group = '', count = '0', perUser = '0'] = spec.split(':');
-      await seedExtraSessions(db, Array.from({ length: Number(count) }, (_, i) => workerEmail(group, i)), Number(perUser));
+      await seedExtraSessions(target, Array.from({ length: Number(count) }, (_, i) => workerEmail(group, i)), Number(perUser));
     }
-    const added = values.grow ? await growSessionsTo(db, Number(values.grow), hash) : 0;
-    if (values.vacuum) await vacuumAnalyze(db);
-    const sessions = await countSessions(db);
+    const added = values.grow ? await growSessionsTo(target, Number(values.grow), hash) : 0;
+    if (values.vacuum) await vacuumAnalyze(target);
+    const sessions = await countSessions(target);
     process.stdout.write(`${JSON.stringify({ sessions, added, ms: Math.round(performance.now() - started) })}\n`);
   } finally {
     await db.destroy();

@@ -49,7 +49,8 @@ describe('docs/errors.md', () => {
     // The status cell may add a note (e.g. "401 (403 on POST /auth/password)"); it must start with the table's status.
     expect(cells![0], `status of \`${code}\` in docs/errors.md`).toMatch(new RegExp(`^${ERRORS[code].status}\\b`));
     // Each named case with a status of its own (ERRORS[code].cases) is in the cell too.
-    const cases: Record<string, number> = 'cases' in ERRORS[code] ? ERRORS[code].cases : {};
+    const entry: { status: number; cases?: Readonly<Record<string, number>> } = ERRORS[code];
+    const cases = entry.cases ?? {};
     for (const [name, status] of Object.entries(cases)) {
       expect(cells![0], `the ${name} case of \`${code}\` (${status}) in docs/errors.md`).toMatch(new RegExp(`\\b${status}\\b`));
     }

@@ -20,7 +20,7 @@ import {
  *   read for the salt, the MAC check, then one conditional UPDATE — Tessera's shape.
  *
  * Also GET /auth/me: verify the access token, one primary-key read (the floor of the
- * protected-route scenario). Env: PORT, DATABASE_URL (PostgreSQL) or DATA_DIR (PGlite),
+ * protected-route scenario). Env: PORT, DATABASE_URL (PostgreSQL) and DATABASE_SCHEMA, or DATA_DIR (PGlite),
  * TESSERA_SECRET, SIGNING_KEYS, PUBLIC_URL, ACCESS_TOKEN_TTL (s), FLOOR_MODE, FLOOR_POOL,
  * FLOOR_PREPARED=0 (unnamed statements, as Kysely sends them).
  */
@@ -41,6 +41,10 @@ function required(name: string): string {
   if (!value) throw new Error(`${name} is required`);
   return value;
 }
+
+/** The tables, named in the run's schema as Tessera names them (DATABASE_SCHEMA). */
+const sessions = env.DATABASE_SCHEMA ? `${env.DATABASE_SCHEMA}.sessions` : 'sessions';
+const users = env.DATABASE_SCHEMA ? `${env.DATABASE_SCHEMA}.users` : 'users';
 
 type Row = Record<string, unknown>;
 type Query = (name: string, text: string, values: unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
@@ -63,10 +67,10 @@ async function openQuery(): Promise<Query> {
 }
 
 const ROTATE = `
-  update sessions s
+  update ${sessions} s
      set parent_generation = s.generation, generation = s.generation + 1, rotated_at = $3, last_used_at = $3,
          expires_at = least($4::timestamptz, s.absolute_expires_at), ip = $5, user_agent = $6
-    from users u
+    from ${users} u
    where s.id = $1 and s.generation = $2 and s.revoked_at is null and s.expires_at > $3 and s.absolute_expires_at > $3
      and u.id = s.user_id and u.disabled_at is null
   returning s.salt, s.generation, u.id as user_id, u.email, u.name, u.created_at`;
@@ -74,18 +78,18 @@ const ROTATE = `
 const READ = `
   select s.salt, s.generation, s.revoked_at, s.expires_at, s.absolute_expires_at, u.disabled_at,
          u.id as user_id, u.email, u.name, u.created_at
-    from sessions s join users u on u.id = s.user_id
+    from ${sessions} s join ${users} u on u.id = s.user_id
    where s.id = $1`;
 
 const UPDATE = `
-  update sessions
+  update ${sessions}
      set parent_generation = generation, generation = generation + 1, rotated_at = $3, last_used_at = $3,
          expires_at = $4, ip = $5, user_agent = $6
    where id = $1 and generation = $2 and revoked_at is null`;
 
 const ME = `
   select u.id, u.email, u.name, u.created_at
-    from sessions s join users u on u.id = s.user_id
+    from ${sessions} s join ${users} u on u.id = s.user_id
    where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and s.absolute_expires_at > $2 and u.disabled_at is null`;
 
 function send(res: ServerResponse, status: number, body: string): void {

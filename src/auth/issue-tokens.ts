@@ -38,7 +38,7 @@ export async function issueTokens(deps: IssueDeps, issue: Issue): Promise<Tokens
   return {
     accessToken: await signAccessToken(deps.keys.current, { sub: session.user.id, sid: session.id }, options, now),
     expiresIn: options.ttl,
-    refreshToken: deps.refreshTokens.issue(session.id, session.salt, issue.generation),
+    refreshToken: deps.refreshTokens.issue(session.user.id, session.id, session.salt, issue.generation),
     refreshExpiresIn: (issue.expiresAt.getTime() - now.getTime()) / 1000,
     user: session.user,
   };

@@ -38,7 +38,7 @@ export interface RefreshGrantDeps extends RecogniseDeps, JudgeDeps, IssueDeps {
  */
 export async function recognise(deps: RecogniseDeps, token: unknown): Promise<Recognised> {
   const parsed = deps.refreshTokens.parse(token);
-  const session = parsed && (await deps.store.findSessionForRefresh(parsed.sessionId));
+  const session = parsed && (await deps.store.findSessionForRefresh(parsed.userId, parsed.sessionId));
   if (!parsed || !session || !deps.refreshTokens.verify(parsed, session.salt)) {
     throw new TesseraError('invalid_refresh_token');
   }
@@ -70,8 +70,8 @@ export async function judge(
     const decision = decideRefresh(session, recognised.parsed.generation, now, deps.refreshPolicy);
     if (decision.action === 'reject') throw new TesseraError(decision.code);
     if (decision.action !== 'revoke') return { session, next: decision.next, now };
-    if (await deps.store.revokeForReuse(session.id, now, meta)) throw new TesseraError(decision.code);
-    session = await reread(deps, session.id);
+    if (await deps.store.revokeForReuse(session.user.id, session.id, now, meta)) throw new TesseraError(decision.code);
+    session = await reread(deps, session);
   }
 }
 
@@ -86,18 +86,18 @@ export async function refreshGrant(deps: RefreshGrantDeps, token: unknown, meta:
   await deps.limits.take('refresh_session', recognised.session.id);
   for (let attempt = 1; ; attempt++) {
     const { session, next, now } = await judge(deps, recognised, meta);
-    if (await deps.store.applyRefresh(session.id, session, next, meta)) {
+    if (await deps.store.applyRefresh(session.user.id, session.id, session, next, meta)) {
       return issueTokens(deps, { session, generation: next.generation, expiresAt: next.expiresAt, now });
     }
     if (attempt >= MAX_ATTEMPTS) {
       throw new TesseraError('service_unavailable', { detail: 'The session is busy; try again', retryAfter: 1 });
     }
-    recognised.session = await reread(deps, session.id);
+    recognised.session = await reread(deps, session);
   }
 }
 
-async function reread(deps: { store: Pick<Store, 'findSessionForRefresh'> }, sessionId: string): Promise<RefreshableSession> {
-  const fresh = await deps.store.findSessionForRefresh(sessionId);
+async function reread(deps: { store: Pick<Store, 'findSessionForRefresh'> }, session: RefreshableSession): Promise<RefreshableSession> {
+  const fresh = await deps.store.findSessionForRefresh(session.user.id, session.id);
   if (!fresh) throw new TesseraError('invalid_refresh_token');
   return fresh;
 }

@@ -29,9 +29,10 @@ export async function openStore(config: Config, logger: Logger): Promise<{ store
     database = await openDatabase({
       url: config.databaseUrl,
       dataDir: config.dataDir,
+      schema: config.databaseSchema,
       onPoolError: (error) => logger.warn({ err: { message: error.message } }, 'database connection lost; it is re-opened on the next query'),
     });
-    const applied = await migrateToLatest(database.db);
+    const applied = await migrateToLatest(database.db, config.databaseSchema);
     for (const name of applied) logger.info(`applied migration ${name}`);
     return { store: new Store(database.db), database };
   } catch (error) {

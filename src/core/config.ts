@@ -39,6 +39,8 @@ export interface Config {
   publicOrigin: string;
   /** undefined: embedded PGlite in `dataDir`; `memory://`: throwaway PGlite; else PostgreSQL. */
   databaseUrl: string | undefined;
+  /** undefined: unqualified table names; else every statement names `schema.table`. */
+  databaseSchema: string | undefined;
   dataDir: string;
   signingKeys: PrivateJwk[] | undefined;
   audience: string;
@@ -151,6 +153,13 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     errors.push('DATABASE_URL must be a postgres:// or postgresql:// URL, or memory:// for a throwaway embedded database');
   }
 
+  // Interpolated into DDL and every statement as an identifier: a plain one only, no quoting games.
+  let databaseSchema = value('DATABASE_SCHEMA');
+  if (databaseSchema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(databaseSchema)) {
+    errors.push(`DATABASE_SCHEMA=${JSON.stringify(databaseSchema)} is not valid: expected a plain SQL identifier (lower-case letters, digits and _, not starting with a digit, at most 63 characters)`);
+    databaseSchema = undefined;
+  }
+
   let signingKeys: PrivateJwk[] | undefined;
   const rawKeys = value('SIGNING_KEYS');
   if (rawKeys !== undefined) {
@@ -189,6 +198,7 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     publicUrl,
     publicOrigin,
     databaseUrl,
+    databaseSchema,
     dataDir: value('DATA_DIR') ?? './.tessera',
     signingKeys,
     audience: value('ACCESS_TOKEN_AUDIENCE') ?? publicUrl,

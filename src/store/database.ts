@@ -1,16 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, Migrator, PostgresDialect, sql, type Migration } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type LogConfig, type Migration } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import * as initial from './migrations/2026-11-22T00-00-initial.js';
+import * as userKeys from './migrations/2026-11-30T00-00-user-keys.js';
 import { preparedStatementPool } from './prepared-pool.js';
+import { withRowLockMigrations } from './row-lock-migrations.js';
 import type { Database } from './schema.js';
 
 // Timestamped names: Kysely runs them in name order, once each.
-const MIGRATIONS: Record<string, Migration> = {
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '2026-11-22T00-00-initial': initial,
+  '2026-11-30T00-00-user-keys': userKeys,
 };
 
 export interface DatabaseOptions {
@@ -18,12 +21,18 @@ export interface DatabaseOptions {
   url: string | undefined;
   /** Where PGlite keeps its files when `url` is undefined. */
   dataDir: string;
-  /** PostgreSQL only: a schema to work in (tests use one each). */
+  /**
+   * A schema that every statement names explicitly (`schema.table`), for PostgreSQL and PGlite
+   * alike; unset: unqualified names. Never through `search_path`, which poolers (PgBouncer,
+   * Neon) refuse as a startup parameter and lose between transactions.
+   */
   schema?: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
   /** Called for errors of idle pooled connections, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
+  /** Kysely's query log (`{level, query: {sql, parameters}}` per query), for tests and debugging. */
+  log?: LogConfig;
 }
 
 export interface OpenDatabase {
@@ -48,7 +57,6 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
       connectionTimeoutMillis: 5_000,
       // A partitioned network never answers: give up on a query after 10 s rather than hang the request.
       query_timeout: 10_000,
-      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     });
     // Idle clients report errors on the pool; checked-out ones on themselves. Without a listener on
     // both, a connection reset in the middle of a query is an unhandled 'error' event: a crash.
@@ -56,9 +64,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     pool.on('connect', (client) => client.on('error', (error) => options.onPoolError?.(error)));
     const url = new URL(options.url);
     return {
-      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparedStatementPool(pool) }) }),
+      db: inSchema(new Kysely<Database>({ dialect: withRowLockMigrations(new PostgresDialect({ pool: preparedStatementPool(pool) })), log: options.log }), options.schema),
       kind: 'postgres',
-      description: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}`,
+      description: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}${options.schema ? `, schema ${options.schema}` : ''}`,
     };
   }
   let dataDir: string | undefined;
@@ -68,13 +76,27 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   }
   const pglite = await PGlite.create(dataDir);
   return {
-    db: new Kysely<Database>({ dialect: new PGliteDialect(pglite) }),
+    db: inSchema(new Kysely<Database>({ dialect: withRowLockMigrations(new PGliteDialect(pglite)), log: options.log }), options.schema),
     kind: 'pglite',
     description: dataDir ? `embedded PGlite in ${dataDir}` : 'embedded PGlite in memory (data is lost on exit)',
   };
 }
 
-/** Applies every pending migration; throws with the failing migration's error. */
+/**
+ * Kysely's schema plugin qualifies every table a query builder names, DDL included
+ * (create/alter/drop table, create/drop index, foreign-key references); raw `sql` text is
+ * left as written, so raw fragments must not name tables.
+ */
+function inSchema(db: Kysely<Database>, schema: string | undefined): Kysely<Database> {
+  return schema ? db.withSchema(schema) : db;
+}
+
+/**
+ * Applies every pending migration; throws with the failing migration's error. `schema` must
+ * be the one `openDatabase` was given. Safe to run from many nodes at once: the first takes a
+ * row lock on Kysely's lock table (see row-lock-migrations.ts), the others wait, then find
+ * nothing left to do.
+ */
 export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<string[]> {
   // Kysely looks for its bookkeeping tables in every schema unless told which: pin it to ours,
   // so a deployment in one schema is not confused by another's tables in the same database.

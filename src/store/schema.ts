@@ -7,6 +7,22 @@ export interface Database {
   sessions: SessionsTable;
   security_events: SecurityEventsTable;
   signing_keys: SigningKeysTable;
+  user_emails: UserEmailsTable;
+  leases: LeasesTable;
+}
+
+/** Who owns an address: the one place an email is unique (a uniqueness that spans users cannot live in `users` on a sharded engine). */
+export interface UserEmailsTable {
+  /** normalized, as users.email */
+  email: string;
+  user_id: string;
+}
+
+/** Single-runner jobs (purge, signing-key creation): held by `holder` until `expires_at`. */
+export interface LeasesTable {
+  name: string;
+  holder: string | null;
+  expires_at: Date;
 }
 
 export interface UsersTable {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Compilable, type Kysely, type Transaction } from 'kysely';
 import type { NextState, SessionState } from '../core/decide-refresh.js';
 import type { RequestMeta, RevokeReason, SecurityEventType } from '../core/vocabulary.js';
@@ -47,40 +48,52 @@ export interface SecurityEvent {
   sessionId: string | null;
 }
 
-/**
- * Advisory lock keys, named by schema: every node of one deployment agrees on them, and
- * deployments (or test runs) in other schemas of the same database never contend.
- */
-const lockKey = (name: string) => sql<number>`hashtext(current_schema() || ${`.tessera.${name}`})`;
+/** Transactions the engine refused for a conflict (serialization failure, deadlock) are tried this many times. */
+const MAX_TRANSACTION_ATTEMPTS = 5;
+/** How long a purge may hold its lease before another node may take over (a node that died holding it). */
+const PURGE_LEASE_SECONDS = 10 * 60;
+const SIGNING_KEY_LEASE_SECONDS = 30;
 
 /**
  * All of Tessera's SQL, shaped around the domain. The same statements run on
  * PostgreSQL and on PGlite. Every time is the caller's clock, never `now()`,
  * so tests can freeze time.
+ *
+ * Shard-ready (SPEC §1): every statement on a hot path names its user id, and the tables
+ * of a user are keyed by it first, so on Citus each touches one shard. Uniqueness of an
+ * email is a row of `user_emails`, keyed by the email. No advisory locks: single-runner
+ * jobs take a lease row.
  */
 export class Store {
   // The two reads on every request's path (refresh; Bearer-protected routes), built and
   // compiled once instead of on every call.
   readonly #sessionForRefresh;
+  readonly #sessionForRefreshV1;
   readonly #activeSession;
 
   constructor(readonly db: Kysely<Database>) {
-    this.#sessionForRefresh = precompiled(db, ['\u0000id'], (id: string) =>
+    const refreshRead = () =>
       db
         .selectFrom('sessions')
+        // co-located: both sides are keyed by the same user id
         .innerJoin('users', 'users.id', 'sessions.user_id')
         .select([
           'sessions.id', 'sessions.user_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
           'sessions.rotated_at', 'sessions.expires_at', 'sessions.absolute_expires_at', 'sessions.revoked_at',
           'sessions.revoked_reason', 'users.disabled_at', 'users.email', 'users.name', 'users.created_at',
-        ])
-        .where('sessions.id', '=', id),
+        ]);
+    this.#sessionForRefresh = precompiled(db, ['\u0000user', '\u0000id'], (userId: string, id: string) =>
+      refreshRead().where('sessions.user_id', '=', userId).where('users.id', '=', userId).where('sessions.id', '=', id),
     );
-    this.#activeSession = precompiled(db, ['\u0000id', new Date(0)], (id: string, now: Date) =>
+    // Version 1 refresh tokens carry no user id: found by session id alone (every shard) until they rotate.
+    this.#sessionForRefreshV1 = precompiled(db, ['\u0000id'], (id: string) => refreshRead().where('sessions.id', '=', id));
+    this.#activeSession = precompiled(db, ['\u0000user', '\u0000id', new Date(0)], (userId: string, id: string, now: Date) =>
       db
         .selectFrom('sessions')
         .innerJoin('users', 'users.id', 'sessions.user_id')
         .select(['sessions.id as session_id', 'users.id', 'users.email', 'users.name', 'users.created_at'])
+        .where('sessions.user_id', '=', userId)
+        .where('users.id', '=', userId)
         .where('sessions.id', '=', id)
         .where('sessions.revoked_at', 'is', null)
         .where('sessions.expires_at', '>', now)
@@ -102,7 +115,9 @@ export class Store {
     meta: RequestMeta,
   ): Promise<UserRecord | undefined> {
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      return await inTransaction(this.db, async (trx) => {
+        // The email's row first: its primary key is what makes an address belong to one account.
+        await trx.insertInto('user_emails').values({ email: user.email, user_id: user.id }).execute();
         await trx
           .insertInto('users')
           .values({ id: user.id, email: user.email, name: user.name, password_hash: user.passwordHash, created_at: session.now })
@@ -117,9 +132,15 @@ export class Store {
     }
   }
 
+  /** Two single-shard reads: the email's owner, then the user (a join would span shards). */
   async findUserByEmail(email: string): Promise<UserWithCredentials | undefined> {
-    const row = await this.db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
-    return row && toUserWithCredentials(row);
+    const owner = await this.#ownerOf(email);
+    return owner === undefined ? undefined : this.findUserById(owner);
+  }
+
+  async #ownerOf(email: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('user_emails').select('user_id').where('email', '=', email).executeTakeFirst();
+    return row?.user_id;
   }
 
   async findUserById(id: string): Promise<UserWithCredentials | undefined> {
@@ -133,17 +154,19 @@ export class Store {
 
   /** Disables or enables a user; false if no such email. A disabled user's sessions stop working at once. */
   async setUserDisabled(email: string, disabled: boolean, now: Date): Promise<boolean> {
+    const owner = await this.#ownerOf(email);
+    if (owner === undefined) return false;
     const result = await this.db
       .updateTable('users')
       .set({ disabled_at: disabled ? now : null })
-      .where('email', '=', email)
+      .where('id', '=', owner)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 
   /** Sets a new password hash and revokes every other session of the user, in one transaction. */
   async changePassword(userId: string, passwordHash: string, keepSessionId: string, now: Date, meta: RequestMeta): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await inTransaction(this.db, async (trx) => {
       await trx.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
       await revokeWhere(trx, userId, keepSessionId, 'password_changed', now);
       await insertEvent(trx, userId, keepSessionId, 'password_changed', meta, now);
@@ -154,15 +177,18 @@ export class Store {
 
   /** Creates a session for a successful login and records it. */
   async createSession(session: NewSession, meta: RequestMeta): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await inTransaction(this.db, async (trx) => {
       await insertSession(trx, session, meta);
       await insertEvent(trx, session.userId, session.id, 'login_succeeded', meta, session.now);
     });
   }
 
-  /** One primary-key read (joined by primary key to its user): all a refresh needs, decision and response. */
-  async findSessionForRefresh(id: string): Promise<RefreshableSession | undefined> {
-    const row = await this.#sessionForRefresh(id);
+  /**
+   * One primary-key read (joined by primary key to its user): all a refresh needs, decision
+   * and response. `userId` is undefined only for version 1 tokens.
+   */
+  async findSessionForRefresh(userId: string | undefined, id: string): Promise<RefreshableSession | undefined> {
+    const row = await (userId === undefined ? this.#sessionForRefreshV1(id) : this.#sessionForRefresh(userId, id));
     if (!row) return undefined;
     return {
       id: row.id,
@@ -185,12 +211,13 @@ export class Store {
    * requests only one can move a generation. False means "read again and decide again".
    */
   async applyRefresh(
+    userId: string,
     id: string,
     seen: { generation: number; parentGeneration: number | null },
     next: NextState,
     meta: RequestMeta,
   ): Promise<boolean> {
-    const result = await this.db
+    const result = await retrying(() => this.db
       .updateTable('sessions')
       .set({
         generation: next.generation,
@@ -201,36 +228,38 @@ export class Store {
         ip: meta.ip,
         user_agent: meta.userAgent,
       })
+      .where('user_id', '=', userId)
       .where('id', '=', id)
       .where('generation', '=', seen.generation)
       .where(sql<boolean>`parent_generation is not distinct from ${seen.parentGeneration}`)
       .where('revoked_at', 'is', null)
       // a user disabled since the read cannot slip one more refresh through
       .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('users').select('users.id').whereRef('users.id', '=', 'sessions.user_id').where('users.disabled_at', 'is not', null))),
+        not(exists(selectFrom('users').select('users.id').where('users.id', '=', userId).where('users.disabled_at', 'is not', null))),
       )
-      .executeTakeFirst();
+      .executeTakeFirst());
     return result.numUpdatedRows > 0n;
   }
 
   /** Revokes a session whose old token came back, and records the theft. False if it was already revoked. */
-  async revokeForReuse(id: string, now: Date, meta: RequestMeta): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async revokeForReuse(userId: string, id: string, now: Date, meta: RequestMeta): Promise<boolean> {
+    return inTransaction(this.db, async (trx) => {
       const row = await trx
         .updateTable('sessions')
         .set({ revoked_at: now, revoked_reason: 'reuse' })
+        .where('user_id', '=', userId)
         .where('id', '=', id)
         .where('revoked_at', 'is', null)
-        .returning('user_id')
+        .returning('id')
         .executeTakeFirst();
-      if (row) await insertEvent(trx, row.user_id, id, 'reuse_detected', meta, now);
+      if (row) await insertEvent(trx, userId, id, 'reuse_detected', meta, now);
       return row !== undefined;
     });
   }
 
   /** The session behind an access token, if it is still active, with its user: one primary-key read. */
-  async findActiveSession(id: string, now: Date): Promise<{ sessionId: string; user: UserRecord } | undefined> {
-    const row = await this.#activeSession(id, now);
+  async findActiveSession(userId: string, id: string, now: Date): Promise<{ sessionId: string; user: UserRecord } | undefined> {
+    const row = await this.#activeSession(userId, id, now);
     if (!row) return undefined;
     return { sessionId: row.session_id, user: { id: row.id, email: row.email, name: row.name, createdAt: row.created_at } };
   }
@@ -258,12 +287,12 @@ export class Store {
   async revokeSession(
     userId: string, sessionId: string, reason: RevokeReason, event: SecurityEventType, now: Date, meta: RequestMeta,
   ): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return inTransaction(this.db, async (trx) => {
       const row = await trx
         .updateTable('sessions')
         .set({ revoked_at: now, revoked_reason: reason })
-        .where('id', '=', sessionId)
         .where('user_id', '=', userId)
+        .where('id', '=', sessionId)
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', now)
         .where('absolute_expires_at', '>', now)
@@ -278,7 +307,7 @@ export class Store {
   async revokeUserSessions(
     userId: string, exceptSessionId: string | null, reason: RevokeReason, actingSessionId: string | null, now: Date, meta: RequestMeta,
   ): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    return inTransaction(this.db, async (trx) => {
       const count = await revokeWhere(trx, userId, exceptSessionId, reason, now);
       await insertEvent(trx, userId, actingSessionId, 'sessions_revoked', meta, now);
       return count;
@@ -324,50 +353,100 @@ export class Store {
   }
 
   /**
-   * Inserts a signing key unless one exists, under a lock, so nodes starting
-   * together agree on one key instead of each creating its own.
+   * Inserts a signing key unless one exists. Nodes starting together agree on one key: the
+   * node holding the `signing-key` lease creates it, the others wait until it is there.
    */
-  async ensureSigningKey(create: () => Promise<{ kid: string; publicJwk: object; privateJwkSealed: string }>, now: Date): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(${lockKey('signing-key')})`.execute(trx);
-      const existing = await trx.selectFrom('signing_keys').select('kid').limit(1).executeTakeFirst();
-      if (existing) return;
-      const key = await create();
-      await trx
-        .insertInto('signing_keys')
-        .values({ kid: key.kid, public_jwk: JSON.stringify(key.publicJwk), private_jwk_sealed: key.privateJwkSealed, created_at: now })
-        .execute();
-    });
+  async ensureSigningKey(
+    create: () => Promise<{ kid: string; publicJwk: object; privateJwkSealed: string }>, now: Date, holder = randomUUID(),
+  ): Promise<void> {
+    const deadline = Date.now() + 2 * SIGNING_KEY_LEASE_SECONDS * 1000;
+    while (!(await this.#hasSigningKey())) {
+      if (await this.claimLease('signing-key', holder, now, SIGNING_KEY_LEASE_SECONDS)) {
+        try {
+          if (await this.#hasSigningKey()) return;
+          const key = await create();
+          await this.db
+            .insertInto('signing_keys')
+            .values({ kid: key.kid, public_jwk: JSON.stringify(key.publicJwk), private_jwk_sealed: key.privateJwkSealed, created_at: now })
+            .execute();
+          return;
+        } finally {
+          await this.releaseLease('signing-key', holder);
+        }
+      }
+      if (Date.now() > deadline) throw new Error('no signing key appeared while another node held the signing-key lease');
+      await sleep(50);
+    }
+  }
+
+  async #hasSigningKey(): Promise<boolean> {
+    return (await this.db.selectFrom('signing_keys').select('kid').limit(1).executeTakeFirst()) !== undefined;
+  }
+
+  // ---- leases: single-runner jobs on any PostgreSQL-wire engine ---------------------------
+
+  /**
+   * Claims the lease `name` for `holder` until `now + ttlSeconds`, if it is free, expired or
+   * already theirs. One conditional update decides it, so of nodes racing for it one wins.
+   */
+  async claimLease(name: string, holder: string, now: Date, ttlSeconds: number): Promise<boolean> {
+    await this.db
+      .insertInto('leases')
+      .values({ name, holder: null, expires_at: new Date(0) })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    const row = await this.db
+      .updateTable('leases')
+      .set({ holder, expires_at: new Date(now.getTime() + ttlSeconds * 1000) })
+      .where('name', '=', name)
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('holder', '=', holder)]))
+      .returning('name')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Gives a lease back early, if `holder` still has it: free at once, whatever another node's clock says. */
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.db.updateTable('leases').set({ holder: null, expires_at: new Date(0) }).where('name', '=', name).where('holder', '=', holder).execute();
   }
 
   // ---- housekeeping ------------------------------------------------------------
 
   /**
    * Deletes sessions revoked or past their absolute lifetime more than `retentionSeconds`
-   * ago, `batchSize` rows per transaction. Only one node purges at a time: each batch
-   * takes a transaction-scoped advisory lock, and a node that cannot get it stops.
+   * ago, `batchSize` rows per transaction. Only one node purges at a time: the one holding
+   * the `purge` lease; a node that cannot claim it does nothing this time.
    * Returns the number of sessions deleted.
    */
-  async purgeSessions(now: Date, retentionSeconds: number, batchSize = 1000): Promise<number> {
+  async purgeSessions(now: Date, retentionSeconds: number, batchSize = 1000, holder = randomUUID()): Promise<number> {
+    if (!(await this.claimLease('purge', holder, now, PURGE_LEASE_SECONDS))) return 0;
     const cutoff = new Date(now.getTime() - retentionSeconds * 1000);
     let total = 0;
-    for (;;) {
-      const deleted = await this.db.transaction().execute(async (trx) => {
-        const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${lockKey('purge')}) as locked`.execute(trx);
-        if (!rows[0]?.locked) return -1;
-        const result = await trx
-          .deleteFrom('sessions')
-          .where('id', 'in', (qb) =>
-            qb.selectFrom('sessions').select('id')
-              .where((eb) => eb.or([eb('absolute_expires_at', '<', cutoff), eb('revoked_at', '<', cutoff)]))
-              .limit(batchSize),
-          )
-          .executeTakeFirst();
-        return Number(result.numDeletedRows);
-      });
-      if (deleted < 0) return total;
-      total += deleted;
-      if (deleted < batchSize) return total;
+    try {
+      for (;;) {
+        const deleted = await inTransaction(this.db, async (trx) => {
+          const result = await trx
+            .deleteFrom('sessions')
+            .where((eb) =>
+              eb(
+                eb.refTuple('user_id', 'id'),
+                'in',
+                eb
+                  .selectFrom('sessions')
+                  .select(['user_id', 'id'])
+                  .where((w) => w.or([w('absolute_expires_at', '<', cutoff), w('revoked_at', '<', cutoff)]))
+                  .limit(batchSize)
+                  .$asTuple('user_id', 'id'),
+              ),
+            )
+            .executeTakeFirst();
+          return Number(result.numDeletedRows);
+        });
+        total += deleted;
+        if (deleted < batchSize) return total;
+      }
+    } finally {
+      await this.releaseLease('purge', holder);
     }
   }
 }
@@ -389,6 +468,32 @@ function precompiled<A extends unknown[], R>(
   if (sources.includes(-1)) throw new Error('precompiled: a parameter does not come from an argument');
   return async (...args) => (await db.executeQuery<R>({ ...compiled, parameters: sources.map((i) => args[i]) })).rows[0];
 }
+
+/**
+ * Runs `body` in a transaction, and again (a bounded number of times, after a random pause)
+ * when the engine refuses it for a conflict: a serialization failure or a deadlock, which
+ * distributed engines report where one PostgreSQL would have waited. Every body in this
+ * file writes only values computed before it starts, so running it twice is safe.
+ */
+function inTransaction<T>(db: Kysely<Database>, body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return retrying(() => db.transaction().execute(body));
+}
+
+/** `run`, again after a conflict (SQLSTATE 40001, 40P01), at most MAX_TRANSACTION_ATTEMPTS times. */
+export async function retrying<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if ((code !== '40001' && code !== '40P01') || attempt >= MAX_TRANSACTION_ATTEMPTS) throw error;
+      // Full jitter: racing transactions that collided once should not collide again in step.
+      await sleep(Math.random() * 5 * 2 ** attempt);
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function insertSession(db: Executor, s: NewSession, meta: RequestMeta): Promise<void> {
   await db

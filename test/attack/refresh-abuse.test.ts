@@ -25,7 +25,11 @@ beforeAll(async () => {
 });
 afterAll(() => t?.close());
 
-// ---- token surgery: tsr_ + base64url(session id 16 B ‖ generation 4 B ‖ MAC 32 B) -----------------
+// ---- token surgery: tsr_ + base64url(version 1 B ‖ user id 16 B ‖ session id 16 B ‖ generation 4 B ‖ MAC 32 B) ----
+
+const GENERATION_AT = 33;
+const MAC_AT = 37;
+const TOKEN_BYTES = 69;
 
 function bytesOf(token: string): Buffer {
   return Buffer.from(token.slice(4), 'base64url');
@@ -34,12 +38,12 @@ function tokenOf(bytes: Buffer): string {
   return `tsr_${bytes.toString('base64url')}`;
 }
 function generationOf(token: string): number {
-  return bytesOf(token).readUInt32BE(16);
+  return bytesOf(token).readUInt32BE(GENERATION_AT);
 }
 /** The same token with its generation bytes replaced, MAC kept. */
 function withGeneration(token: string, generation: number): string {
   const bytes = bytesOf(token);
-  bytes.writeUInt32BE(generation >>> 0, 16);
+  bytes.writeUInt32BE(generation >>> 0, GENERATION_AT);
   return tokenOf(bytes);
 }
 function flipByte(token: string, index: number): string {
@@ -47,9 +51,9 @@ function flipByte(token: string, index: number): string {
   bytes[index] = bytes[index]! ^ 0x01;
   return tokenOf(bytes);
 }
-/** Session id and generation of `head`, MAC of `tail`. */
+/** Ids and generation of `head`, MAC of `tail`. */
 function splice(head: string, tail: string): string {
-  return tokenOf(Buffer.concat([bytesOf(head).subarray(0, 20), bytesOf(tail).subarray(20)]));
+  return tokenOf(Buffer.concat([bytesOf(head).subarray(0, MAC_AT), bytesOf(tail).subarray(MAC_AT)]));
 }
 
 async function refresh(token: string): Promise<HttpResponse> {
@@ -202,16 +206,16 @@ describe('tampered bytes: a forged token never changes a session, so it can neve
   it('each of the 32 MAC bytes flipped in turn → invalid_refresh_token, nothing changes', async () => {
     const { account, tokens, before } = await victimAtGeneration4();
     for (const token of [tokens[3]!, tokens[0]!]) {
-      for (let i = 20; i < 52; i++) expectCode(await refresh(flipByte(token, i)), 401, 'invalid_refresh_token');
+      for (let i = MAC_AT; i < TOKEN_BYTES; i++) expectCode(await refresh(flipByte(token, i)), 401, 'invalid_refresh_token');
     }
     expect(await sessionRow(t, account.sid)).toEqual(before);
     expect(await reuseEvents(account)).toEqual([]);
   });
 
-  it('session id bytes flipped → invalid_refresh_token; neither the victim nor any other session moves', async () => {
+  it('version, user id and session id bytes flipped → invalid_refresh_token; neither the victim nor any other session moves', async () => {
     const { account, tokens, before } = await victimAtGeneration4();
     const all = await snapshot(t);
-    for (const i of [0, 7, 15]) expectCode(await refresh(flipByte(tokens[0]!, i)), 401, 'invalid_refresh_token');
+    for (const i of [0, 1, 8, 16, 17, 24, 32]) expectCode(await refresh(flipByte(tokens[0]!, i)), 401, 'invalid_refresh_token');
     expect(await sessionRow(t, account.sid)).toEqual(before);
     expect(await snapshot(t)).toEqual(all);
   });
@@ -232,7 +236,7 @@ describe('tampered bytes: a forged token never changes a session, so it can neve
     for (const secret of ['another-secret-that-is-at-least-32-bytes!!', TEST_SECRET.slice(0, -1) + '?', '']) {
       const codec = new RefreshTokenCodec(secret);
       for (const g of [4, 3, 1]) {
-        const forged = codec.issue(account.sid, Buffer.from(salt), g);
+        const forged = codec.issue(account.sub, account.sid, Buffer.from(salt), g);
         expect(forged).not.toBe(tokens[g - 1]);
         expectCode(await refresh(forged), 401, 'invalid_refresh_token');
       }
@@ -372,7 +376,7 @@ it('unknown session ids of every shape are refused without a database write', as
   const before = await snapshot(t);
   const codec = new RefreshTokenCodec(TEST_SECRET);
   for (const id of [randomUUID(), '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff']) {
-    expectCode(await refresh(codec.issue(id, Buffer.alloc(16), 1)), 401, 'invalid_refresh_token');
+    expectCode(await refresh(codec.issue(randomUUID(), id, Buffer.alloc(16), 1)), 401, 'invalid_refresh_token');
   }
   expect(await snapshot(t)).toEqual(before);
 });

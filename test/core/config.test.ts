@@ -112,6 +112,18 @@ describe('loadConfig — defaults', () => {
     expect(errors[0]).toContain('DATABASE_URL');
   });
 
+  it('DATABASE_SCHEMA is unset by default and takes a plain SQL identifier only', () => {
+    expect(ok({}).databaseSchema).toBeUndefined();
+    expect(ok({ DATABASE_SCHEMA: 'tessera' }).databaseSchema).toBe('tessera');
+    expect(ok({ DATABASE_SCHEMA: `_a1${'x'.repeat(60)}` }).databaseSchema).toHaveLength(63);
+    // quoting, case, a leading digit, a dot, injection, and one character past PostgreSQL's 63
+    for (const bad of ['Tessera', '1st', 'app.tessera', 'x; drop table users', '"x"', 'x'.repeat(64)]) {
+      const errors = errorsOf({ DATABASE_SCHEMA: bad });
+      expect(errors, bad).toHaveLength(1);
+      expect(errors[0]).toContain('DATABASE_SCHEMA');
+    }
+  });
+
   it('RATE_LIMITS=off disables rate limits; other values are refused', () => {
     expect(ok({ RATE_LIMITS: 'off' }).rateLimitsEnabled).toBe(false);
     expect(ok({ RATE_LIMITS: 'ON' }).rateLimitsEnabled).toBe(true);

@@ -157,13 +157,14 @@ describe('decideRefresh — rule 2: replay within the grace window', () => {
   it('many tabs presenting the parent converge on one token', () => {
     const codec = new RefreshTokenCodec('k'.repeat(48));
     const id = '0d9e6a3c-1f2b-4c5d-8e9f-a0b1c2d3e4f5';
+    const userId = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b';
     const salt = Buffer.alloc(16, 7);
     const s = session();
-    const current = codec.issue(id, salt, s.generation);
+    const current = codec.issue(userId, id, salt, s.generation);
     const tokens = new Set<string>();
     for (let i = 0; i < 20; i++) {
       const next = expectSuccess(decideRefresh(s, 4, at(i * 500), POLICY), 'replay');
-      tokens.add(codec.issue(id, salt, next.generation));
+      tokens.add(codec.issue(userId, id, salt, next.generation));
     }
     expect([...tokens]).toEqual([current]);
   });

@@ -30,7 +30,7 @@ describeFaults('data at rest and in the logs after a full run', () => {
   beforeAll(async () => {
     secrets.other.add(CHILD_SECRET);
     schema = await freshSchema({ migrated: true });
-    server = await startServer({ DATABASE_URL: schema.url, LOG_LEVEL: 'debug', PUBLIC_URL: 'http://localhost:3000', REFRESH_REUSE_GRACE: '2s' });
+    server = await startServer({ ...schema.env, LOG_LEVEL: 'debug', PUBLIC_URL: 'http://localhost:3000', REFRESH_REUSE_GRACE: '2s' });
     http = client(server.url);
     usersAtStart = await schema.query('select email from users');
     const origin = { origin: 'http://localhost:3000', 'x-tessera-csrf': '1' };

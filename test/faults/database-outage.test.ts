@@ -32,7 +32,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
 
   const logs: string[] = [];
   async function start() {
-    server = await startServer({ DATABASE_URL: schema.urlVia('127.0.0.1', proxy.port), REFRESH_REUSE_GRACE: '60s' });
+    server = await startServer({ ...schema.envVia('127.0.0.1', proxy.port), REFRESH_REUSE_GRACE: '60s' });
     http = client(server.url);
   }
 
@@ -187,7 +187,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
   it('a refresh whose UPDATE never reaches PostgreSQL: 503, the session is exactly as before, and the retry rotates it', async () => {
     const account = await register();
     const beforeRow = await row(account.sid);
-    const trigger = proxy.cutOn('update "sessions" set "generation"', { deliver: false });
+    const trigger = proxy.cutOn(`update ${schema.table('sessions')} set "generation"`, { deliver: false });
 
     const pid = server.pid;
     expectUnavailable(await http.post('/auth/refresh', { refreshToken: account.refreshToken }));
@@ -199,14 +199,14 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
     await waitReady();
     const retry = secrets.fromResponse(await http.post('/auth/refresh', { refreshToken: account.refreshToken }));
     expect(retry.status, retry.text).toBe(200);
-    expect(retry.json<{ refreshToken: string }>().refreshToken).toBe(codec.issue(account.sid, beforeRow.salt, 2));
+    expect(retry.json<{ refreshToken: string }>().refreshToken).toBe(codec.issue(account.userId, account.sid, beforeRow.salt, 2));
     expect(await row(account.sid)).toMatchObject({ generation: 2, parent_generation: 1, revoked_at: null });
   });
 
   it('a refresh committed by PostgreSQL whose answer is lost: 503, then the client’s retry with the same token gets the new token (no theft alarm)', async () => {
     const account = await register();
     const { salt } = await row(account.sid);
-    const trigger = proxy.cutOn('update "sessions" set "generation"', { deliver: true });
+    const trigger = proxy.cutOn(`update ${schema.table('sessions')} set "generation"`, { deliver: true });
 
     const pid = server.pid;
     expectUnavailable(await http.post('/auth/refresh', { refreshToken: account.refreshToken }));
@@ -223,7 +223,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
     const retry = secrets.fromResponse(await http.post('/auth/refresh', { refreshToken: account.refreshToken }));
     expect(retry.status, retry.text).toBe(200);
     // a replay (committed) or a rotation (not committed): either way the client now holds generation 2
-    expect(retry.json<{ refreshToken: string }>().refreshToken).toBe(codec.issue(account.sid, salt, 2));
+    expect(retry.json<{ refreshToken: string }>().refreshToken).toBe(codec.issue(account.userId, account.sid, salt, 2));
     expect(await row(account.sid)).toMatchObject({ generation: 2, parent_generation: 1, revoked_at: null });
     expect((await counts()).reuse).toBe('0');
   });
@@ -237,7 +237,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
     }
     // generation 3 now; generation 1 (older than the parent) is theft evidence
     const before = await row(account.sid);
-    const trigger = proxy.cutOn('insert into "security_events"', { deliver: false });
+    const trigger = proxy.cutOn(`insert into ${schema.table('security_events')}`, { deliver: false });
     const pid = server.pid;
     expectUnavailable(await http.post('/auth/refresh', { refreshToken: account.refreshToken }));
     await trigger.fired;
@@ -257,7 +257,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
   it('a registration cut mid-transaction leaves no user behind, so registering again succeeds (not email_taken)', async () => {
     const email = `half-${Math.random().toString(36).slice(2)}@example.com`;
     const before = await counts();
-    const trigger = proxy.cutOn('insert into "sessions"', { deliver: false });
+    const trigger = proxy.cutOn(`insert into ${schema.table('sessions')}`, { deliver: false });
     const pid = server.pid;
     expectUnavailable(await http.post('/auth/register', { email, password: PASSWORD, transport: 'body' }));
     await trigger.fired;
@@ -274,7 +274,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
     const account = await register();
     const sessionsOf = async () => (await schema.query('select id from sessions where user_id = $1', [account.userId])).length;
     expect(await sessionsOf()).toBe(1);
-    const trigger = proxy.cutOn('insert into "security_events"', { deliver: false });
+    const trigger = proxy.cutOn(`insert into ${schema.table('security_events')}`, { deliver: false });
     const pid = server.pid;
     expectUnavailable(await http.post('/auth/login', { email: account.email, password: PASSWORD, transport: 'body' }));
     await trigger.fired;
@@ -295,7 +295,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
     const [{ password_hash: hashBefore }] = (await schema.query<{ password_hash: string }>('select password_hash from users where id = $1', [account.userId])) as [{ password_hash: string }];
     const newPassword = secrets.password('the new outage passphrase');
 
-    const trigger = proxy.cutOn('insert into "security_events"', { deliver: false });
+    const trigger = proxy.cutOn(`insert into ${schema.table('security_events')}`, { deliver: false });
     const pid = server.pid;
     expectUnavailable(await http.post('/auth/password', { currentPassword: PASSWORD, newPassword }, { headers: bearer(account.accessToken) }));
     await trigger.fired;
@@ -314,7 +314,7 @@ describeFaults('PostgreSQL unreachable (through a TCP proxy)', () => {
     expect(log).toContain('database unavailable');
     secrets.expectAbsentFrom(log, 'the outage server log');
     expectNoCredentialShapes(log, 'the outage server log');
-    expect(log).not.toMatch(/insert into|update "sessions"|select "/i);
+    expect(log).not.toMatch(/insert into|update "|select "/i);
     expect(log).not.toMatch(/\n\s+at\s+\S+\s+\(|\.ts:\d+:\d+/);
   });
 });

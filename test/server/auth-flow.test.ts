@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { RefreshTokenCodec } from '../../src/core/refresh-token.js';
 import { BACKENDS } from '../helpers/backends.js';
 import {
   login, newEmail, PASSWORD, refresh, refreshCookie, register, startTestApp, type TestApp, type TokenBody, expectProblem } from '../helpers/app.js';
@@ -308,7 +309,7 @@ describe.each(BACKENDS)('auth flow on %s', (backend) => {
       const { body: reg } = await register(t.app);
       const id = sessionIdOf(reg.refreshToken!);
       const before = await sessionRow(id);
-      const future = t.app.tessera.refreshTokens.issue(id, Buffer.from(before.salt), 2);
+      const future = t.app.tessera.refreshTokens.issue(before.user_id, id, Buffer.from(before.salt), 2);
       expectProblem(await refresh(t.app, future), 401, 'invalid_refresh_token');
       expect(await sessionRow(id)).toEqual(before);
       tokens(await refresh(t.app, reg.refreshToken!));
@@ -319,7 +320,7 @@ describe.each(BACKENDS)('auth flow on %s', (backend) => {
       expectProblem(await refresh(t.app, 'garbage'), 401, 'invalid_refresh_token');
       expectProblem(await refresh(t.app, 'tsr_'), 401, 'invalid_refresh_token');
       // well formed, but for a session that does not exist
-      const unknown = t.app.tessera.refreshTokens.issue(randomUUID(), Buffer.alloc(16), 1);
+      const unknown = t.app.tessera.refreshTokens.issue(randomUUID(), randomUUID(), Buffer.alloc(16), 1);
       expectProblem(await refresh(t.app, unknown), 401, 'invalid_refresh_token');
     });
 
@@ -349,6 +350,36 @@ describe.each(BACKENDS)('auth flow on %s', (backend) => {
       expect(t.app.tessera.refreshTokens.parse(issued)!.generation).toBe(2);
       expect(await sessionRow(id)).toMatchObject({ generation: 2, parent_generation: 1, revoked_at: null, revoked_reason: null });
       expect(await eventsOf(reg.user!.id, 'reuse_detected')).toEqual([]);
+    });
+  });
+
+  describe('refresh tokens of version 1 (before the user id was in the token)', () => {
+    it('a version 1 chain keeps working across the upgrade: it rotates once more, and its next token is version 2', async () => {
+      const { body: reg } = await register(t.app);
+      const codec = t.app.tessera.refreshTokens;
+      const id = sessionIdOf(reg.refreshToken!);
+      const { salt } = await sessionRow(id);
+      const v1 = codec.issueVersion1(id, Buffer.from(salt), 1);
+      expect(codec.parse(v1)).toMatchObject({ version: 1, userId: undefined, sessionId: id, generation: 1 });
+
+      const next = tokens(await refresh(t.app, v1)).refreshToken;
+      expect(codec.parse(next)).toMatchObject({ version: 2, userId: reg.user!.id, sessionId: id, generation: 2 });
+      // a retry of the version 1 token within the grace window converges on the same version 2 token
+      expect(tokens(await refresh(t.app, v1)).refreshToken).toBe(next);
+      t.clock.advance(60);
+      expect(codec.parse(tokens(await refresh(t.app, next)).refreshToken)).toMatchObject({ version: 2, generation: 3 });
+      // and the version 1 token is now old: theft evidence like any other
+      expectProblem(await refresh(t.app, v1), 401, 'refresh_token_reused');
+      expect(await sessionRow(id)).toMatchObject({ revoked_reason: 'reuse' });
+    });
+
+    it('a version 1 token with a bad MAC is invalid_refresh_token and changes nothing', async () => {
+      const { body: reg } = await register(t.app);
+      const id = sessionIdOf(reg.refreshToken!);
+      const before = await sessionRow(id);
+      const forged = new RefreshTokenCodec('another-secret-that-is-at-least-32-bytes!!').issueVersion1(id, Buffer.from(before.salt), 1);
+      expectProblem(await refresh(t.app, forged), 401, 'invalid_refresh_token');
+      expect(await sessionRow(id)).toEqual(before);
     });
   });
 

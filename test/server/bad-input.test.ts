@@ -345,11 +345,16 @@ describe.each(BACKENDS)('bad input on %s', (backend: Backend) => {
       const bytes = Buffer.from(body, 'base64url');
       const flippedMac = Buffer.from(bytes);
       flippedMac[flippedMac.length - 1]! ^= 1;
+      // version 2 layout: version ‖ user id ‖ session id ‖ generation (bytes 33–36) ‖ MAC
       const bumpedGeneration = Buffer.from(bytes);
-      bumpedGeneration[19]! += 1;
+      bumpedGeneration[36]! += 1;
       const otherSession = Buffer.from(bytes);
-      otherSession[0]! ^= 0xff;
-      return [
+      otherSession[17]! ^= 0xff;
+      const otherUser = Buffer.from(bytes);
+      otherUser[1]! ^= 0xff;
+      const otherVersion = Buffer.from(bytes);
+      otherVersion[0] = 1;
+      const candidates = [
         '',
         'tsr_',
         'tsr',
@@ -368,7 +373,11 @@ describe.each(BACKENDS)('bad input on %s', (backend: Backend) => {
         `tsr_${flippedMac.toString('base64url')}`,
         `tsr_${bumpedGeneration.toString('base64url')}`,
         `tsr_${otherSession.toString('base64url')}`,
+        `tsr_${otherUser.toString('base64url')}`,
+        `tsr_${otherVersion.toString('base64url')}`,
+        `tsr_${bytes.subarray(1 + 16).toString('base64url')}`,
         `tsr_${randomBytes(52).toString('base64url')}`,
+        `tsr_${randomBytes(69).toString('base64url')}`,
         randomBytes(52).toString('base64url'),
         `tsr_${'A'.repeat(body.length)}`,
         `tsr_${'_'.repeat(body.length)}`,
@@ -380,6 +389,8 @@ describe.each(BACKENDS)('bad input on %s', (backend: Backend) => {
         "tsr_' OR 1=1 --",
         '../../etc/passwd',
       ];
+      // A version 2 token has no padding, so its standard-base64 spelling is the same text when it holds no + or /.
+      return candidates.filter((token) => token !== valid);
     }
 
     it('in the body → 401 invalid_refresh_token or 400 invalid_request; never 500; the session does not move', async () => {

@@ -64,8 +64,8 @@ function watchUpdates(store: Store) {
   const applied: { seen: number; next: number }[] = [];
   let missed = 0;
   const original = store.applyRefresh.bind(store);
-  const spy = vi.spyOn(store, 'applyRefresh').mockImplementation(async (id, seen, next, meta) => {
-    const ok = await original(id, seen, next, meta);
+  const spy = vi.spyOn(store, 'applyRefresh').mockImplementation(async (userId, id, seen, next, meta) => {
+    const ok = await original(userId, id, seen, next, meta);
     if (ok) applied.push({ seen: seen.generation, next: next.generation });
     else missed++;
     return ok;
@@ -125,18 +125,18 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
 
   it('50 concurrent presentations of one token rotate exactly once and all converge on the same token', async () => {
     const session = await newSession(store, clock);
-    const token = tessera.refreshTokens.issue(session.id, session.salt, 1);
+    const token = tessera.refreshTokens.issue(session.userId, session.id, session.salt, 1);
 
     const updates = watchUpdates(store);
     const results = await race(tessera, Array.from({ length: 50 }, () => token));
     updates.restore();
 
-    const expected = tessera.refreshTokens.issue(session.id, session.salt, 2);
+    const expected = tessera.refreshTokens.issue(session.userId, session.id, session.salt, 2);
     expect(results.filter((r) => !r.ok)).toEqual([]);
     expect(results).toHaveLength(50);
     for (const r of results) expect(r).toEqual({ ok: true, generation: 2, token: expected });
 
-    const after = await store.findSessionForRefresh(session.id);
+    const after = await store.findSessionForRefresh(session.userId, session.id);
     expect(after).toMatchObject({ generation: 2, parentGeneration: 1, rotatedAt: clock.now(), revokedAt: null, revokedReason: null });
     expect(await reuseEvents(store, session.id)).toEqual([]);
     // one update moved the generation; every other caller's update was a replay
@@ -144,7 +144,7 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
     expect(updates.replays()).toBe(49);
     // still usable: the converged token rotates normally
     const next = await race(tessera, [expected]);
-    expect(next).toEqual([{ ok: true, generation: 3, token: tessera.refreshTokens.issue(session.id, session.salt, 3) }]);
+    expect(next).toEqual([{ ok: true, generation: 3, token: tessera.refreshTokens.issue(session.userId, session.id, session.salt, 3) }]);
   }, 30_000);
 
   it('a chain of 20 rounds of 10 concurrent callers advances exactly one generation per round', async () => {
@@ -154,16 +154,16 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
 
     for (let round = 1; round <= 20; round++) {
       clock.advance(1);
-      const token = tessera.refreshTokens.issue(session.id, session.salt, generation);
+      const token = tessera.refreshTokens.issue(session.userId, session.id, session.salt, generation);
       const updates = watchUpdates(store);
       const results = await race(tessera, Array.from({ length: 10 }, () => token));
       updates.restore();
       contention += updates.missed();
       expect(updates.rotations(), `round ${round}`).toBe(1);
 
-      const expected = { ok: true, generation: generation + 1, token: tessera.refreshTokens.issue(session.id, session.salt, generation + 1) };
+      const expected = { ok: true, generation: generation + 1, token: tessera.refreshTokens.issue(session.userId, session.id, session.salt, generation + 1) };
       expect(results, `round ${round}`).toEqual(Array.from({ length: 10 }, () => expected));
-      const after = await store.findSessionForRefresh(session.id);
+      const after = await store.findSessionForRefresh(session.userId, session.id);
       expect(after, `round ${round}`).toMatchObject({ generation: generation + 1, parentGeneration: generation, revokedAt: null });
       generation += 1;
     }
@@ -176,18 +176,18 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
   it('concurrent presentations of the parent after the grace window reissue exactly once and converge', async () => {
     const session = await newSession(store, clock);
     const codec = tessera.refreshTokens;
-    expect(await race(tessera, [codec.issue(session.id, session.salt, 1)])).toMatchObject([{ ok: true, generation: 2 }]);
+    expect(await race(tessera, [codec.issue(session.userId, session.id, session.salt, 1)])).toMatchObject([{ ok: true, generation: 2 }]);
     // the response carrying generation 2 was lost; every retry, past the grace window, brings 1 back
     clock.advance(GRACE_SECONDS + 1);
 
     const updates = watchUpdates(store);
-    const results = await race(tessera, Array.from({ length: 30 }, () => codec.issue(session.id, session.salt, 1)));
+    const results = await race(tessera, Array.from({ length: 30 }, () => codec.issue(session.userId, session.id, session.salt, 1)));
     updates.restore();
 
-    const expected = { ok: true, generation: 3, token: codec.issue(session.id, session.salt, 3) };
+    const expected = { ok: true, generation: 3, token: codec.issue(session.userId, session.id, session.salt, 3) };
     expect(results).toEqual(Array.from({ length: 30 }, () => expected));
     expect(updates.rotations()).toBe(1);
-    expect(await store.findSessionForRefresh(session.id)).toMatchObject({
+    expect(await store.findSessionForRefresh(session.userId, session.id)).toMatchObject({
       generation: 3, parentGeneration: 1, rotatedAt: clock.now(), revokedAt: null,
     });
     expect(await reuseEvents(store, session.id)).toEqual([]);
@@ -204,18 +204,18 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
       await store.createSession(sibling, META);
 
       // 1 → 2 (rotate); then, past the grace window, 1 again → 3 (reissue): 2 is now an orphan.
-      expect(await race(tessera, [codec.issue(session.id, session.salt, 1)])).toMatchObject([{ ok: true, generation: 2 }]);
+      expect(await race(tessera, [codec.issue(session.userId, session.id, session.salt, 1)])).toMatchObject([{ ok: true, generation: 2 }]);
       clock.advance(GRACE_SECONDS + 1);
-      expect(await race(tessera, [codec.issue(session.id, session.salt, 1)])).toMatchObject([{ ok: true, generation: 3 }]);
+      expect(await race(tessera, [codec.issue(session.userId, session.id, session.salt, 1)])).toMatchObject([{ ok: true, generation: 3 }]);
       clock.advance(1);
 
-      const orphan = codec.issue(session.id, session.salt, 2);
-      const current = codec.issue(session.id, session.salt, 3);
+      const orphan = codec.issue(session.userId, session.id, session.salt, 2);
+      const current = codec.issue(session.userId, session.id, session.salt, 3);
       // interleave them, starting with a different one each time
       const tokens = Array.from({ length: 10 }, (_, k) => ((k + i) % 2 === 0 ? orphan : current));
       const results = await race(tessera, tokens);
 
-      const after = await store.findSessionForRefresh(session.id);
+      const after = await store.findSessionForRefresh(session.userId, session.id);
       const events = await reuseEvents(store, session.id);
       const label = `iteration ${i}: ${JSON.stringify(results.map((r) => (r.ok ? r.generation : r.code)))} → ${JSON.stringify(after)}`;
 
@@ -225,7 +225,7 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
       if (after!.revokedAt !== null) expect(after!.revokedReason, label).toBe('reuse');
       // …and here it must have happened: an orphan was presented, whatever the interleaving (rule 4)
       expect(after!.revokedReason, label).toBe('reuse');
-      expect(await store.findActiveSession(session.id, clock.now()), label).toBeUndefined();
+      expect(await store.findActiveSession(session.userId, session.id, clock.now()), label).toBeUndefined();
 
       // every orphan presenter is told of the reuse
       tokens.forEach((t, k) => {
@@ -234,16 +234,16 @@ describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
       // the current token either rotated (once: everyone who got through has generation 4) or met the revocation
       const successes = results.filter((r): r is Extract<CallResult, { ok: true }> => r.ok);
       for (const r of results) {
-        if (r.ok) expect(r, label).toEqual({ ok: true, generation: 4, token: codec.issue(session.id, session.salt, 4) });
+        if (r.ok) expect(r, label).toEqual({ ok: true, generation: 4, token: codec.issue(session.userId, session.id, session.salt, 4) });
         else expect(r.code, label).toBe('refresh_token_reused');
       }
       expect(after!.generation, label).toBe(successes.length > 0 ? 4 : 3);
       outcomes.add(successes.length > 0 ? 'rotated-then-revoked' : 'revoked-first');
 
       // the user's other session is untouched
-      expect(await store.findSessionForRefresh(sibling.id), label).toMatchObject({ revokedAt: null, generation: 1 });
+      expect(await store.findSessionForRefresh(sibling.userId, sibling.id), label).toMatchObject({ revokedAt: null, generation: 1 });
       // and every later presentation of any token the session ever issued learns why
-      const issued = [1, 2, 3, after!.generation].map((g) => codec.issue(session.id, session.salt, g));
+      const issued = [1, 2, 3, after!.generation].map((g) => codec.issue(session.userId, session.id, session.salt, g));
       expect(await race(tessera, issued), label).toEqual([
         { ok: false, code: 'refresh_token_reused' },
         { ok: false, code: 'refresh_token_reused' },
@@ -284,7 +284,7 @@ describe('refresh grant across processes on postgres', () => {
     const clock = new FrozenClock();
     const session = await newSession(db.store, clock);
     const tessera = await refreshDeps(db.store, clock.now, TEST_SECRET);
-    const token = tessera.refreshTokens.issue(session.id, session.salt, 1);
+    const token = tessera.refreshTokens.issue(session.userId, session.id, session.salt, 1);
 
     type Worker = { child: ChildProcessWithoutNullStreams; ready: Promise<void>; done: Promise<{ results: CallResult[]; lateMs: number }> };
     const workers: Worker[] = [0, 1, 2].map(() => {
@@ -336,14 +336,14 @@ describe('refresh grant across processes on postgres', () => {
     const reports = await within(30_000, 'the worker race', Promise.all(workers.map((w) => w.done)));
 
     const results = reports.flatMap((r) => r.results);
-    const expected = tessera.refreshTokens.issue(session.id, session.salt, 2);
+    const expected = tessera.refreshTokens.issue(session.userId, session.id, session.salt, 2);
     expect(results).toHaveLength(30);
     expect(results.filter((r) => !r.ok)).toEqual([]);
     for (const r of results) expect(r).toEqual({ ok: true, generation: 2, token: expected });
     // they really started together (each within a short time of the agreed instant)
     for (const r of reports) expect(r.lateMs).toBeLessThan(5_000);
 
-    const after = await db.store.findSessionForRefresh(session.id);
+    const after = await db.store.findSessionForRefresh(session.userId, session.id);
     expect(after).toMatchObject({ generation: 2, parentGeneration: 1, revokedAt: null, revokedReason: null });
     expect(await reuseEvents(db.store, session.id)).toEqual([]);
   }, 90_000);

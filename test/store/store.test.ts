@@ -28,7 +28,9 @@ async function emptyDatabase(store: Store): Promise<void> {
   await store.db.deleteFrom('security_events').execute();
   await store.db.deleteFrom('sessions').execute();
   await store.db.deleteFrom('users').execute();
+  await store.db.deleteFrom('user_emails').execute();
   await store.db.deleteFrom('signing_keys').execute();
+  await store.db.deleteFrom('leases').execute();
 }
 
 function newEmail(): string {
@@ -228,7 +230,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const { user, session } = await seedUser(store);
       await store.updatePasswordHash(user.id, 'rehashed');
       expect(await store.findUserById(user.id)).toMatchObject({ passwordHash: 'rehashed', disabled: false });
-      expect(await store.findActiveSession(session.id, T0)).toBeDefined();
+      expect(await store.findActiveSession(session.userId, session.id, T0)).toBeDefined();
     });
   });
 
@@ -276,7 +278,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   describe('findSessionForRefresh', () => {
     it('returns everything a refresh needs, salt as a Buffer equal to the stored one and times as Dates', async () => {
       const { user, email, session } = await seedUser(store, T0, { name: 'Barbara' });
-      const found = await store.findSessionForRefresh(session.id);
+      const found = await store.findSessionForRefresh(session.userId, session.id);
 
       expect(found).toBeDefined();
       expect(Buffer.isBuffer(found!.salt)).toBe(true);
@@ -302,20 +304,20 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
 
     it('reflects a rotation, a revocation and a disabled user', async () => {
       const { email, session } = await seedUser(store);
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META)).toBe(true);
-      let found = await store.findSessionForRefresh(session.id);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META)).toBe(true);
+      let found = await store.findSessionForRefresh(session.userId, session.id);
       expect(found).toMatchObject({ generation: 2, parentGeneration: 1, rotatedAt: at(MIN) });
       expect(found!.rotatedAt).toBeInstanceOf(Date);
 
-      await store.revokeForReuse(session.id, at(2 * MIN), META);
+      await store.revokeForReuse(session.userId, session.id, at(2 * MIN), META);
       await store.setUserDisabled(email, true, at(3 * MIN));
-      found = await store.findSessionForRefresh(session.id);
+      found = await store.findSessionForRefresh(session.userId, session.id);
       expect(found).toMatchObject({ revokedAt: at(2 * MIN), revokedReason: 'reuse', userDisabled: true });
       expect(found!.revokedAt).toBeInstanceOf(Date);
     });
 
     it('returns undefined for an unknown session', async () => {
-      expect(await store.findSessionForRefresh(randomUUID())).toBeUndefined();
+      expect(await store.findSessionForRefresh(randomUUID(), randomUUID())).toBeUndefined();
     });
   });
 
@@ -323,7 +325,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
     it('applies the next state when generation and parent match what was seen', async () => {
       const { session } = await seedUser(store);
       const next = rotation(1, at(5 * MIN));
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, next, OTHER_META)).toBe(true);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, next, OTHER_META)).toBe(true);
 
       expect(await sessionRow(store, session.id)).toMatchObject({
         generation: 2,
@@ -340,15 +342,15 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       });
 
       // and again from the new state
-      expect(await store.applyRefresh(session.id, { generation: 2, parentGeneration: 1 }, rotation(2, at(6 * MIN)), META)).toBe(true);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 2, parentGeneration: 1 }, rotation(2, at(6 * MIN)), META)).toBe(true);
       expect(await sessionRow(store, session.id)).toMatchObject({ generation: 3, parent_generation: 2 });
     });
 
     it('applies a replay (same generation, later lastUsedAt) when the state is unchanged', async () => {
       const { session } = await seedUser(store);
-      await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META);
+      await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META);
       const replay: NextState = { generation: 2, parentGeneration: 1, rotatedAt: at(MIN), expiresAt: at(MIN + 8 * DAY), lastUsedAt: at(MIN + 3 * SEC) };
-      expect(await store.applyRefresh(session.id, { generation: 2, parentGeneration: 1 }, replay, META)).toBe(true);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 2, parentGeneration: 1 }, replay, META)).toBe(true);
       expect(await sessionRow(store, session.id)).toMatchObject({
         generation: 2, parent_generation: 1, rotated_at: at(MIN), last_used_at: at(MIN + 3 * SEC), expires_at: at(MIN + 8 * DAY),
       });
@@ -356,11 +358,11 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
 
     it('returns false and changes nothing when the generation seen is stale', async () => {
       const { session } = await seedUser(store);
-      await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META);
+      await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META);
       const before = await sessionRow(store, session.id);
 
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(2 * MIN)), OTHER_META)).toBe(false);
-      expect(await store.applyRefresh(session.id, { generation: 3, parentGeneration: 1 }, rotation(3, at(2 * MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(2 * MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 3, parentGeneration: 1 }, rotation(3, at(2 * MIN)), OTHER_META)).toBe(false);
       expect(await sessionRow(store, session.id)).toEqual(before);
     });
 
@@ -368,14 +370,14 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const { session } = await seedUser(store);
       const fresh = await sessionRow(store, session.id);
       // parent is null: a non-null parent must not match
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: 0 }, rotation(1, at(MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: 0 }, rotation(1, at(MIN)), OTHER_META)).toBe(false);
       expect(await sessionRow(store, session.id)).toEqual(fresh);
 
-      await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META);
+      await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), META);
       const rotated = await sessionRow(store, session.id);
       // parent is 1: null, or another number, must not match
-      expect(await store.applyRefresh(session.id, { generation: 2, parentGeneration: null }, rotation(2, at(2 * MIN)), OTHER_META)).toBe(false);
-      expect(await store.applyRefresh(session.id, { generation: 2, parentGeneration: 0 }, rotation(2, at(2 * MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 2, parentGeneration: null }, rotation(2, at(2 * MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 2, parentGeneration: 0 }, rotation(2, at(2 * MIN)), OTHER_META)).toBe(false);
       expect(await sessionRow(store, session.id)).toEqual(rotated);
     });
 
@@ -383,7 +385,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const { user, session } = await seedUser(store);
       await store.revokeSession(user.id, session.id, 'logout', 'logout', at(MIN), META);
       const before = await sessionRow(store, session.id);
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(2 * MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(2 * MIN)), OTHER_META)).toBe(false);
       expect(await sessionRow(store, session.id)).toEqual(before);
     });
 
@@ -391,23 +393,23 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const { email, session } = await seedUser(store);
       await store.setUserDisabled(email, true, at(MIN));
       const before = await sessionRow(store, session.id);
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(2 * MIN)), OTHER_META)).toBe(false);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(2 * MIN)), OTHER_META)).toBe(false);
       expect(await sessionRow(store, session.id)).toEqual(before);
 
       // enabled again: the same update goes through
       await store.setUserDisabled(email, false, at(3 * MIN));
-      expect(await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(4 * MIN)), OTHER_META)).toBe(true);
+      expect(await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(4 * MIN)), OTHER_META)).toBe(true);
     });
 
     it('returns false for an unknown session', async () => {
-      expect(await store.applyRefresh(randomUUID(), { generation: 1, parentGeneration: null }, rotation(1, T0), META)).toBe(false);
+      expect(await store.applyRefresh(randomUUID(), randomUUID(), { generation: 1, parentGeneration: null }, rotation(1, T0), META)).toBe(false);
     });
 
     it('touches only the one session', async () => {
       const { user, session } = await seedUser(store);
       const other = await addSession(store, user.id);
       const before = await sessionRow(store, other.id);
-      await store.applyRefresh(session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), OTHER_META);
+      await store.applyRefresh(session.userId, session.id, { generation: 1, parentGeneration: null }, rotation(1, at(MIN)), OTHER_META);
       expect(await sessionRow(store, other.id)).toEqual(before);
     });
   });
@@ -417,10 +419,10 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const { user, session } = await seedUser(store);
       const sibling = await addSession(store, user.id);
 
-      expect(await store.revokeForReuse(session.id, at(MIN), OTHER_META)).toBe(true);
+      expect(await store.revokeForReuse(session.userId, session.id, at(MIN), OTHER_META)).toBe(true);
       expect(await sessionRow(store, session.id)).toMatchObject({ revoked_at: at(MIN), revoked_reason: 'reuse' });
 
-      expect(await store.revokeForReuse(session.id, at(2 * MIN), META)).toBe(false);
+      expect(await store.revokeForReuse(session.userId, session.id, at(2 * MIN), META)).toBe(false);
       // the first revocation stands
       expect(await sessionRow(store, session.id)).toMatchObject({ revoked_at: at(MIN), revoked_reason: 'reuse' });
 
@@ -435,20 +437,20 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
     it('is false, with no event, for a session already revoked for another reason', async () => {
       const { user, session } = await seedUser(store);
       await store.revokeSession(user.id, session.id, 'logout', 'logout', at(MIN), META);
-      expect(await store.revokeForReuse(session.id, at(2 * MIN), META)).toBe(false);
+      expect(await store.revokeForReuse(session.userId, session.id, at(2 * MIN), META)).toBe(false);
       expect(await sessionRow(store, session.id)).toMatchObject({ revoked_at: at(MIN), revoked_reason: 'logout' });
       expect((await eventRows(store, user.id)).some((e) => e.type === 'reuse_detected')).toBe(false);
     });
 
     it('is false for an unknown session', async () => {
-      expect(await store.revokeForReuse(randomUUID(), T0, META)).toBe(false);
+      expect(await store.revokeForReuse(randomUUID(), randomUUID(), T0, META)).toBe(false);
     });
   });
 
   describe('findActiveSession', () => {
     it('returns the session id and its user while the session is active', async () => {
       const { user, email, session } = await seedUser(store, T0, { name: 'Edsger' });
-      expect(await store.findActiveSession(session.id, at(HOUR))).toEqual({
+      expect(await store.findActiveSession(session.userId, session.id, at(HOUR))).toEqual({
         sessionId: session.id,
         user: { id: user.id, email, name: 'Edsger', createdAt: T0 },
       });
@@ -457,32 +459,32 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
     it('is undefined for a revoked session', async () => {
       const { user, session } = await seedUser(store);
       await store.revokeSession(user.id, session.id, 'logout', 'logout', at(MIN), META);
-      expect(await store.findActiveSession(session.id, at(2 * MIN))).toBeUndefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(2 * MIN))).toBeUndefined();
     });
 
     it('is undefined once the idle lifetime has passed (and at the instant it ends)', async () => {
       const { session } = await seedUser(store, T0, { idleMs: HOUR, absoluteMs: DAY });
-      expect(await store.findActiveSession(session.id, at(HOUR - 1))).toBeDefined();
-      expect(await store.findActiveSession(session.id, at(HOUR))).toBeUndefined();
-      expect(await store.findActiveSession(session.id, at(2 * HOUR))).toBeUndefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(HOUR - 1))).toBeDefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(HOUR))).toBeUndefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(2 * HOUR))).toBeUndefined();
     });
 
     it('is undefined once the absolute lifetime has passed, even if the idle expiry is later', async () => {
       const { session } = await seedUser(store, T0, { idleMs: 2 * DAY, absoluteMs: DAY });
-      expect(await store.findActiveSession(session.id, at(DAY - 1))).toBeDefined();
-      expect(await store.findActiveSession(session.id, at(DAY))).toBeUndefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(DAY - 1))).toBeDefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(DAY))).toBeUndefined();
     });
 
     it('is undefined while the user is disabled', async () => {
       const { email, session } = await seedUser(store);
       await store.setUserDisabled(email, true, at(MIN));
-      expect(await store.findActiveSession(session.id, at(2 * MIN))).toBeUndefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(2 * MIN))).toBeUndefined();
       await store.setUserDisabled(email, false, at(3 * MIN));
-      expect(await store.findActiveSession(session.id, at(4 * MIN))).toBeDefined();
+      expect(await store.findActiveSession(session.userId, session.id, at(4 * MIN))).toBeDefined();
     });
 
     it('is undefined for an unknown session', async () => {
-      expect(await store.findActiveSession(randomUUID(), T0)).toBeUndefined();
+      expect(await store.findActiveSession(randomUUID(), randomUUID(), T0)).toBeUndefined();
     });
   });
 
@@ -492,7 +494,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const second = await addSession(store, user.id, at(MIN), { meta: OTHER_META });
       const third = await addSession(store, user.id, at(2 * MIN));
       // used most recently
-      await store.applyRefresh(first.id, { generation: 1, parentGeneration: null }, rotation(1, at(10 * MIN)), META);
+      await store.applyRefresh(first.userId, first.id, { generation: 1, parentGeneration: null }, rotation(1, at(10 * MIN)), META);
       const revoked = await addSession(store, user.id, at(3 * MIN));
       await store.revokeSession(user.id, revoked.id, 'logout', 'logout', at(4 * MIN), META);
       const idleExpired = await addSession(store, user.id, at(4 * MIN), { idleMs: MIN });
@@ -848,12 +850,13 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('PostgreSQL statements (TEST_DAT
     const opened = await openTestStore('postgres', { poolSize: 1 });
     try {
       const { store } = opened;
-      expect(await store.findSessionForRefresh(randomUUID())).toBeUndefined();
-      expect(await store.findActiveSession(randomUUID(), new Date())).toBeUndefined();
+      expect(await store.findSessionForRefresh(randomUUID(), randomUUID())).toBeUndefined();
+      expect(await store.findActiveSession(randomUUID(), randomUUID(), new Date())).toBeUndefined();
       expect(await store.findUserByEmail('nobody@example.com')).toBeUndefined();
       expect(await store.findUserByEmail('nobody-else@example.com')).toBeUndefined();
       const { rows } = await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(store.db);
-      const byUserEmail = rows.filter((r) => /from "users" where "email" = \$1/.test(r.statement));
+      // an email is looked up in its own table (the one place it is unique), then the user by id
+      const byUserEmail = rows.filter((r) => /from ("\w+"\.)?"user_emails" where "email" = \$1/.test(r.statement));
       expect(byUserEmail).toHaveLength(1);
       expect(rows.some((r) => r.statement.includes('"sessions"."salt"'))).toBe(true);
     } finally {

@@ -4,7 +4,6 @@
  * test helpers' frozen clock so that lifetimes can be crossed without sleeping.
  */
 import type { AddressInfo } from 'node:net';
-import { sql } from 'kysely';
 import type { Config } from '../../../src/core/config.js';
 import type { Backend } from '../../helpers/backends.js';
 import { newEmail, PASSWORD, startTestApp, type TestApp, type TokenBody } from '../../helpers/app.js';
@@ -91,6 +90,6 @@ export async function eventsOf(t: TestApp, userId: string): Promise<{ type: stri
 export async function snapshot(t: TestApp) {
   const sessions = await t.db.store.db.selectFrom('sessions').selectAll().orderBy('id').execute();
   const users = await t.db.store.db.selectFrom('users').selectAll().orderBy('id').execute();
-  const { rows } = await sql<{ n: string }>`select count(*)::text as n from security_events`.execute(t.db.store.db);
-  return { sessions, users, events: Number(rows[0]!.n) };
+  const events = await t.db.store.db.selectFrom('security_events').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return { sessions, users, events: Number(events.n) };
 }

@@ -1,7 +1,7 @@
 /**
- * A fresh PostgreSQL schema for server processes started by a test. DATABASE_URL has no
- * schema option of its own, so the schema goes into PostgreSQL's `options` URL parameter
- * (`?options=-c search_path=…`), which `pg` passes to the server at connect time.
+ * A fresh PostgreSQL schema for server processes started by a test. They get it as
+ * `DATABASE_SCHEMA` next to a plain `DATABASE_URL`, as an operator would configure them:
+ * Tessera names its schema in every statement and never relies on `search_path`.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,11 +12,13 @@ import { migrateToLatest, openDatabase } from '../../../src/store/database.js';
 
 export interface FreshSchema {
   name: string;
-  /** TEST_DATABASE_URL with the schema as search_path: what a server process gets as DATABASE_URL. */
-  url: string;
-  /** The same, with host and port replaced (to route it through a proxy). */
-  urlVia(host: string, port: number): string;
-  /** A query in the schema, on a direct connection. */
+  /** What a server process gets: DATABASE_URL (TEST_DATABASE_URL) and DATABASE_SCHEMA. */
+  env: { DATABASE_URL: string; DATABASE_SCHEMA: string };
+  /** The same, with the URL's host and port replaced (to route it through a proxy). */
+  envVia(host: string, port: number): { DATABASE_URL: string; DATABASE_SCHEMA: string };
+  /** `"schema"."table"`, as Tessera's statements name a table: what a proxy cut matches. */
+  table(name: string): string;
+  /** A query on the test's own direct connection, where bare table names mean the schema's. */
   query<R extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
   /** Every row of every table of the schema, as text (pg_dump when installed, else SELECT of each table). */
   dump(): Promise<string>;
@@ -39,14 +41,6 @@ export function describeFaults(title: string, fn: () => void): void {
   else describe.skip(`${title} [skipped: ${SKIP_REASON}]`, fn);
 }
 
-/** `url` with `options=-c search_path=schema` added to its query string. */
-export function withSearchPath(url: string, schema: string): string {
-  const u = new URL(url);
-  u.searchParams.set('options', `-c search_path=${schema}`);
-  // URLSearchParams writes spaces as '+', which libpq-style parsers read literally: use %20.
-  return u.toString().replace(/options=[^&]*/, `options=${encodeURIComponent(`-c search_path=${schema}`)}`);
-}
-
 /**
  * A new, empty schema. With `migrated`, Tessera's migrations are applied to it first, the
  * way the test helpers do (with an explicit migration-table schema). Servers started on an
@@ -67,15 +61,18 @@ export async function freshSchema(options: { prefix?: string; migrated?: boolean
       await db.destroy();
     }
   }
-  const pool = new pg.Pool({ connectionString: withSearchPath(base, name), max: 3 });
+  // Only the test's inspection queries use search_path (a direct connection, never a pooler), so
+  // that they can say `select … from sessions`; the servers under test get DATABASE_SCHEMA.
+  const pool = new pg.Pool({ connectionString: base, max: 3, options: `-c search_path=${name}` });
   return {
     name,
-    url: withSearchPath(base, name),
-    urlVia(host, port) {
-      const u = new URL(withSearchPath(base, name));
+    env: { DATABASE_URL: base, DATABASE_SCHEMA: name },
+    table: (table) => `"${name}"."${table}"`,
+    envVia(host, port) {
+      const u = new URL(base);
       u.hostname = host;
       u.port = String(port);
-      return u.toString();
+      return { DATABASE_URL: u.toString(), DATABASE_SCHEMA: name };
     },
     async query(text, params) {
       return (await pool.query(text, params)).rows;
