@@ -117,7 +117,7 @@ function violations(file: string, source: string, rule: Rule): string[] {
   return found;
 }
 
-describe('import direction (core ← store ← server; client imports neither)', () => {
+describe('import direction (core ← store ← auth ← server ← cli; client and demo beside)', () => {
   it('the import scanner sees every kind of import', () => {
     const sample = [
       `import { a } from './a.js';`,

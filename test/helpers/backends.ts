@@ -1,12 +1,21 @@
 import { randomBytes } from 'node:crypto';
+import type { LogConfig } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest, openDatabase } from '../../src/store/database.js';
 import { Store } from '../../src/store/store.js';
+import { partitionByUser } from './partition.js';
 
-export type Backend = 'pglite' | 'postgres';
+/**
+ * `postgres-partitioned`: PostgreSQL with the user-keyed tables hash-partitioned by user id
+ * (email for `user_emails`), standing in for Citus, which this machine cannot run (SPEC §1).
+ */
+export type Backend = 'pglite' | 'postgres' | 'postgres-partitioned';
 
-/** PGlite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
-export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
+/**
+ * PGlite always; PostgreSQL too when TEST_DATABASE_URL is set (CI sets it), both as migrated
+ * and with the user-keyed tables partitioned (test/helpers/partition.ts).
+ */
+export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres', 'postgres-partitioned'] : ['pglite'];
 
 export interface TestStore {
   store: Store;
@@ -18,11 +27,12 @@ export interface TestStore {
 
 /**
  * A fresh, migrated database of the given kind: an in-memory PGlite, or a new
- * schema in TEST_DATABASE_URL that is dropped again on close, so runs never collide.
+ * schema in TEST_DATABASE_URL that is dropped again on close, so runs never collide;
+ * for `postgres-partitioned`, its user-keyed tables are then partitioned.
  */
-export async function openTestStore(backend: Backend, options: { poolSize?: number } = {}): Promise<TestStore> {
+export async function openTestStore(backend: Backend, options: { poolSize?: number; log?: LogConfig } = {}): Promise<TestStore> {
   if (backend === 'pglite') {
-    const { db } = await openDatabase({ url: 'memory://', dataDir: '' });
+    const { db } = await openDatabase({ url: 'memory://', dataDir: '', log: options.log });
     await migrateToLatest(db);
     return { store: new Store(db), url: undefined, schema: undefined, close: () => db.destroy() };
   }
@@ -32,13 +42,14 @@ export async function openTestStore(backend: Backend, options: { poolSize?: numb
   for (let attempt = 1; ; attempt++) {
     const schema = `tessera_test_${randomBytes(6).toString('hex')}`;
     await admin(url, `create schema ${schema}`);
-    const { db } = await openDatabase({ url, dataDir: '', schema, poolSize: options.poolSize ?? 10 });
+    const { db } = await openDatabase({ url, dataDir: '', schema, poolSize: options.poolSize ?? 10, log: options.log });
     const drop = async () => {
       await db.destroy();
       await admin(url, `drop schema ${schema} cascade`);
     };
     try {
       await migrateToLatest(db, schema);
+      if (backend === 'postgres-partitioned') await partitionByUser(url, schema);
     } catch (error) {
       await drop();
       if ((error as { code?: string }).code === '3F000' && attempt < 5) continue;

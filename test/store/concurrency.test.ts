@@ -99,7 +99,7 @@ async function reuseEvents(store: Store, sessionId: string) {
 }
 
 function poolSizeFor(backend: Backend) {
-  return backend === 'postgres' ? { poolSize: 20 } : {};
+  return backend === 'pglite' ? {} : { poolSize: 20 };
 }
 
 describe.each(BACKENDS)('refresh grant under concurrency on %s', (backend) => {
