@@ -90,7 +90,8 @@ function parseOptions(): Options {
         '  [--tessera-dist DIR]   run Tessera from another build (an experiment) instead of dist/\n' +
         '  [--rerender results.json]   summarise a finished run again, measuring nothing\n' +
         '--profile writes a .cpuprofile of the server of every measured run into OUT/profiles (bench/profile-summary.ts reads them).\n' +
-        'FLOOR_PREPARED=0 in the environment makes the floor send unnamed statements, as Kysely does.\n',
+        'FLOOR_PREPARED=0 in the environment makes the floor send unnamed statements, as Kysely does.\n' +
+        'DATABASE_POOLER=transaction in the environment runs Tessera on PostgreSQL without named statements.\n',
     );
     process.exit(0);
   }
@@ -187,6 +188,8 @@ async function openBackend(kind: BackendKind, outDir: string): Promise<Backend> 
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',
     ...(process.env.FLOOR_PREPARED ? { FLOOR_PREPARED: process.env.FLOOR_PREPARED } : {}),
+    // DATABASE_POOLER=transaction: Tessera without named statements, as behind PgBouncer (postgres only)
+    ...(process.env.DATABASE_POOLER && kind === 'postgres' ? { DATABASE_POOLER: process.env.DATABASE_POOLER } : {}),
   };
   const logFile = join(outDir, `${kind}-servers.log`);
   if (kind === 'postgres') {

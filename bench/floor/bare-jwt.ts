@@ -75,7 +75,9 @@ export function verifyAccessToken(token: string, keys: Map<string, KeyObject>, o
 
 const PREFIX = 'tsr_';
 const ID_BYTES = 16;
-const PAYLOAD_BYTES = ID_BYTES + 4;
+/** Version 2: version ‖ user id ‖ session id ‖ generation. */
+const GENERATION_AT = 1 + 2 * ID_BYTES;
+const PAYLOAD_BYTES = GENERATION_AT + 4;
 const MAC_BYTES = 32;
 
 export function refreshRoot(secret: string): Buffer {
@@ -83,6 +85,7 @@ export function refreshRoot(secret: string): Buffer {
 }
 
 export interface ParsedRefresh {
+  userId: string;
   sessionId: string;
   generation: number;
   payload: Buffer;
@@ -92,14 +95,19 @@ export interface ParsedRefresh {
 export function parseRefreshToken(token: unknown): ParsedRefresh | undefined {
   if (typeof token !== 'string' || !token.startsWith(PREFIX)) return undefined;
   const bytes = Buffer.from(token.slice(PREFIX.length), 'base64url');
-  if (bytes.length !== PAYLOAD_BYTES + MAC_BYTES) return undefined;
-  const hex = bytes.toString('hex', 0, ID_BYTES);
+  if (bytes.length !== PAYLOAD_BYTES + MAC_BYTES || bytes[0] !== 2) return undefined;
   return {
-    sessionId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
-    generation: bytes.readUInt32BE(ID_BYTES),
+    userId: uuidAt(bytes, 1),
+    sessionId: uuidAt(bytes, 1 + ID_BYTES),
+    generation: bytes.readUInt32BE(GENERATION_AT),
     payload: bytes.subarray(0, PAYLOAD_BYTES),
     mac: bytes.subarray(PAYLOAD_BYTES),
   };
+}
+
+function uuidAt(bytes: Buffer, offset: number): string {
+  const hex = bytes.toString('hex', offset, offset + ID_BYTES);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** K_session = HMAC(root, salt). */
@@ -113,6 +121,6 @@ export function mac(key: Buffer, payload: Buffer): Buffer {
 
 export function issueRefreshToken(key: Buffer, parsed: ParsedRefresh, generation: number): string {
   const payload = Buffer.from(parsed.payload);
-  payload.writeUInt32BE(generation, ID_BYTES);
+  payload.writeUInt32BE(generation, GENERATION_AT);
   return PREFIX + Buffer.concat([payload, mac(key, payload)]).toString('base64url');
 }

@@ -71,26 +71,26 @@ const ROTATE = `
      set parent_generation = s.generation, generation = s.generation + 1, rotated_at = $3, last_used_at = $3,
          expires_at = least($4::timestamptz, s.absolute_expires_at), ip = $5, user_agent = $6
     from ${users} u
-   where s.id = $1 and s.generation = $2 and s.revoked_at is null and s.expires_at > $3 and s.absolute_expires_at > $3
-     and u.id = s.user_id and u.disabled_at is null
+   where s.user_id = $7 and s.id = $1 and s.generation = $2 and s.revoked_at is null and s.expires_at > $3 and s.absolute_expires_at > $3
+     and u.id = $7 and u.disabled_at is null
   returning s.salt, s.generation, u.id as user_id, u.email, u.name, u.created_at`;
 
 const READ = `
   select s.salt, s.generation, s.revoked_at, s.expires_at, s.absolute_expires_at, u.disabled_at,
          u.id as user_id, u.email, u.name, u.created_at
     from ${sessions} s join ${users} u on u.id = s.user_id
-   where s.id = $1`;
+   where s.user_id = $2 and u.id = $2 and s.id = $1`;
 
 const UPDATE = `
   update ${sessions}
      set parent_generation = generation, generation = generation + 1, rotated_at = $3, last_used_at = $3,
          expires_at = $4, ip = $5, user_agent = $6
-   where id = $1 and generation = $2 and revoked_at is null`;
+   where user_id = $7 and id = $1 and generation = $2 and revoked_at is null`;
 
 const ME = `
   select u.id, u.email, u.name, u.created_at
     from ${sessions} s join ${users} u on u.id = s.user_id
-   where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and s.absolute_expires_at > $2 and u.disabled_at is null`;
+   where s.user_id = $3 and u.id = $3 and s.id = $1 and s.revoked_at is null and s.expires_at > $2 and s.absolute_expires_at > $2 and u.disabled_at is null`;
 
 function send(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, {
@@ -122,11 +122,11 @@ async function refresh(query: Query, req: IncomingMessage, res: ServerResponse, 
   const ua = req.headers['user-agent'] ?? null;
   let row: Row;
   if (mode === 'one-statement') {
-    const result = await query('floor_rotate', ROTATE, [parsed.sessionId, parsed.generation, nowDate, new Date(now + IDLE_TTL_MS), ip, ua]);
+    const result = await query('floor_rotate', ROTATE, [parsed.sessionId, parsed.generation, nowDate, new Date(now + IDLE_TTL_MS), ip, ua, parsed.userId]);
     if (result.rowCount !== 1) return send(res, 401, UNAUTHORIZED);
     row = result.rows[0]!;
   } else {
-    const read = await query('floor_read', READ, [parsed.sessionId]);
+    const read = await query('floor_read', READ, [parsed.sessionId, parsed.userId]);
     const found = read.rows[0];
     if (!found) return send(res, 401, UNAUTHORIZED);
     row = found;
@@ -139,7 +139,7 @@ async function refresh(query: Query, req: IncomingMessage, res: ServerResponse, 
       (row.expires_at as Date).getTime() > now && absolute > now;
     if (!live) return send(res, 401, UNAUTHORIZED);
     const expires = new Date(Math.min(now + IDLE_TTL_MS, absolute));
-    const updated = await query('floor_update', UPDATE, [parsed.sessionId, parsed.generation, nowDate, expires, ip, ua]);
+    const updated = await query('floor_update', UPDATE, [parsed.sessionId, parsed.generation, nowDate, expires, ip, ua, parsed.userId]);
     if (updated.rowCount !== 1) return send(res, 401, UNAUTHORIZED);
   }
   const generation = parsed.generation + 1;
@@ -154,7 +154,7 @@ async function me(query: Query, req: IncomingMessage, res: ServerResponse): Prom
   const now = Date.now();
   const claims = token ? verifyAccessToken(token, publicKeys, jwt, now) : undefined;
   if (!claims) return send(res, 401, '{"status":401,"code":"unauthorized"}');
-  const result = await query('floor_me', ME, [claims.sid, new Date(now)]);
+  const result = await query('floor_me', ME, [claims.sid, new Date(now), claims.sub]);
   const row = result.rows[0];
   if (!row || row.id !== claims.sub) return send(res, 401, '{"status":401,"code":"unauthorized"}');
   send(res, 200, `{"user":${userJson(row)}}`);

@@ -1,9 +1,20 @@
+import { Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { buildApp } from '../server/app.js';
 import { configOrExit, createLogger, openStore, resolveSecret } from './setup.js';
 
 /** How often a node tries to purge old sessions; only one node at a time actually does. */
 const PURGE_INTERVAL_MS = 10 * 60_000;
+/** How long a Redis command may take before the request it serves gets its 503. */
+const REDIS_COMMAND_TIMEOUT_MS = 250;
+/** How long in-flight requests get to finish after SIGTERM before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 10_000;
+/**
+ * After SIGTERM, how long keep-alive connections stay open, each answer telling its client to
+ * close it (`Connection: close`), before idle ones are closed: a client whose request is on its
+ * way over an idle connection gets an answer, not a reset.
+ */
+const KEEP_ALIVE_DRAIN_MS = 1_000;
 
 /** `tessera serve`: validate, open, migrate, listen, purge periodically, shut down cleanly. */
 export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
@@ -20,8 +31,34 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
 
   let redis: Redis | undefined;
   if (config.redisUrl) {
-    redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
-    redis.on('error', (error) => logger.warn({ err: { message: error.message } }, 'redis unreachable; requests that need a rate-limit check answer 503 until it is back'));
+    redis = new Redis(config.redisUrl, {
+      // Fail fast when Redis is away: a command is refused at once while disconnected (no
+      // offline queue, no retries) and given up after 250 ms when Redis does not answer, so
+      // a request that needs a limit check gets its 503 quickly instead of hanging.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      // Not auto-pipelined: ioredis sends one auto-pipeline at a time, so behind a silent Redis each
+      // batch waited for the previous one's 250 ms timeout first (503s after up to 500 ms).
+      enableAutoPipelining: false,
+    });
+    let redisDown = false;
+    redis.on('error', (error) => {
+      if (!redisDown) logger.warn({ err: { message: error.message } }, 'redis unreachable; requests that need a rate-limit check answer 503 until it is back');
+      redisDown = true;
+    });
+    redis.on('ready', () => {
+      if (redisDown) logger.info('redis is reachable again');
+      redisDown = false;
+    });
+    // Without an offline queue, commands sent before the first connection would fail: wait for it (bounded).
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5_000);
+      redis!.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     logger.info('rate-limit counters are shared through Redis');
   }
 
@@ -52,15 +89,32 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   timer.unref();
   setTimeout(purge, 5_000).unref();
 
+  // Graceful: stop accepting, let in-flight requests finish (at most SHUTDOWN_GRACE_MS), close
+  // the pools, exit 0. Keep-alive connections are told to close with their next answer, and
+  // those still idle after KEEP_ALIVE_DRAIN_MS are closed.
+  let draining = false;
+  app.server.prependListener('request', (_request, response) => {
+    if (draining) response.setHeader('connection', 'close');
+  });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info(`${signal} received, shutting down`);
+    logger.info(`${signal} received: finishing in-flight requests, then exiting`);
     clearInterval(timer);
+    const late = setTimeout(() => {
+      logger.warn(`in-flight requests still running after ${SHUTDOWN_GRACE_MS / 1000} s; exiting anyway`);
+      process.exit(0);
+    }, SHUTDOWN_GRACE_MS);
+    late.unref();
+    draining = true;
+    // Stop accepting at once; http.Server's own close() would also drop idle keep-alive connections now.
+    Server.prototype.close.call(app.server);
+    await new Promise((resolve) => setTimeout(resolve, KEEP_ALIVE_DRAIN_MS));
     await app.close();
-    await database.db.destroy();
-    redis?.disconnect();
+    await database.db.destroy().catch((error: Error) => logger.warn({ err: { message: error.message } }, 'closing the database pool failed'));
+    await redis?.quit().catch(() => redis?.disconnect());
+    logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -30,7 +30,13 @@ export async function openStore(config: Config, logger: Logger): Promise<{ store
       url: config.databaseUrl,
       dataDir: config.dataDir,
       schema: config.databaseSchema,
+      pooler: config.databasePooler,
       onPoolError: (error) => logger.warn({ err: { message: error.message } }, 'database connection lost; it is re-opened on the next query'),
+      onPoolerDetected: (error) =>
+        logger.warn(
+          { err: { code: (error as { code?: string }).code, message: error.message } },
+          'named prepared statements are lost between transactions: a transaction pooler (PgBouncer pool_mode = transaction) is in front of PostgreSQL; set DATABASE_POOLER=transaction. Sending unnamed statements from now on.',
+        ),
     });
     const applied = await migrateToLatest(database.db, config.databaseSchema);
     for (const name of applied) logger.info(`applied migration ${name}`);

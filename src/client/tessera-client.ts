@@ -1,4 +1,4 @@
-import { CSRF_HEADER, type SecurityEventType } from '../core/vocabulary.js';
+import { CSRF_HEADER, SESSION_HINT_COOKIE, type SecurityEventType } from '../core/vocabulary.js';
 import { TesseraClientError } from './errors.js';
 
 export interface User {
@@ -96,6 +96,10 @@ export class TesseraClient {
   readonly #refreshAt: number;
   readonly #channel: BroadcastChannel | undefined;
   readonly #lockName: string;
+  /** The page shares Tessera's origin, so the session hint cookie is in `document.cookie` whenever there is a session. */
+  readonly #hintReadable: boolean;
+  /** Where the hint is out of sight: this client's own "signed in" flag in localStorage (never a token). */
+  readonly #flagKey: string;
   readonly #listeners = new Set<(state: AuthState) => void>();
 
   #state: AuthState = { status: 'unknown', user: null };
@@ -119,6 +123,8 @@ export class TesseraClient {
     this.#refreshToken = options.refreshToken ?? null;
     this.#refreshAt = options.refreshAt ?? 0.8;
     this.#lockName = `tessera:refresh:${this.#baseUrl}`;
+    this.#hintReadable = inBrowser && this.#baseUrl === window.location.origin;
+    this.#flagKey = `tessera:session:${this.#baseUrl}`;
     if ((options.crossTab ?? inBrowser) && typeof BroadcastChannel !== 'undefined') {
       this.#channel = new BroadcastChannel(`tessera:${this.#baseUrl}`);
       this.#channel.onmessage = (event: MessageEvent<Message>) => this.#receive(event.data);
@@ -137,9 +143,13 @@ export class TesseraClient {
     return () => this.#listeners.delete(listener);
   }
 
-  /** On page load: restores the session from the refresh cookie with one refresh. */
+  /**
+   * On page load: restores the session from the refresh cookie with one refresh. Without
+   * any sign of a session (no hint cookie, no flag of ours, no refresh token to send) it makes
+   * no request at all: a refresh could only fail, and a first visit must stay quiet.
+   */
   async restore(): Promise<User | null> {
-    if (this.#transport === 'body' && !this.#refreshToken) {
+    if (this.#state.status !== 'signed_in' && !this.#maySignIn()) {
       this.#setState({ status: 'signed_out', user: null });
       return null;
     }
@@ -236,6 +246,10 @@ export class TesseraClient {
   async getAccessToken(): Promise<string | null> {
     if (this.#accessToken && this.#accessToken.staleAt > Date.now()) return this.#accessToken.value;
     if (this.#state.status === 'signed_out') return null;
+    if (this.#state.status === 'unknown' && !this.#maySignIn()) {
+      this.#setState({ status: 'signed_out', user: null });
+      return null;
+    }
     return (await this.refresh()) ? (this.#accessToken?.value ?? null) : null;
   }
 
@@ -257,6 +271,22 @@ export class TesseraClient {
     this.#channel?.close();
     if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this.#onVisible);
     this.#listeners.clear();
+  }
+
+  /**
+   * Whether a refresh could find a session. The hint cookie is set and cleared by Tessera with
+   * the refresh cookie; it is only a hint, so when it lies the refresh gets a 401 and the
+   * client is signed out as usual (and the 401 clears the hint).
+   */
+  #maySignIn(): boolean {
+    if (this.#transport === 'body') return this.#refreshToken !== null;
+    // Cookie transport outside a browser: no cookie jar to look into, so ask.
+    if (typeof document === 'undefined') return true;
+    if (hasCookie(document.cookie, SESSION_HINT_COOKIE)) return true;
+    if (this.#hintReadable) return false;
+    // A front end on another site may not see Tessera's hint: our own flag stands in for it,
+    // and without web storage there is no knowing, so it asks as it always did.
+    return readFlag(this.#flagKey) ?? true;
   }
 
   async #refreshAcrossTabs(): Promise<boolean> {
@@ -323,6 +353,7 @@ export class TesseraClient {
       this.#onRefreshToken?.(tokens.refreshToken);
     }
     const user = tokens.user ?? this.#state.user;
+    if (this.#transport === 'cookie' && !this.#hintReadable) writeFlag(this.#flagKey, true);
     this.#setTokens(tokens.accessToken, expiresAt, user);
     this.#channel?.postMessage({ type: 'tokens', accessToken: tokens.accessToken, expiresAt, user } satisfies Message);
   }
@@ -337,6 +368,7 @@ export class TesseraClient {
 
   #signOut(reason: SignOutReason | undefined, broadcast: boolean): void {
     this.#accessToken = null;
+    if (this.#transport === 'cookie' && !this.#hintReadable) writeFlag(this.#flagKey, false);
     this.#version++;
     clearTimeout(this.#timer);
     if (this.#refreshToken !== null) {
@@ -432,6 +464,34 @@ function isVisible(): boolean {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** True when `cookies` (document.cookie) holds a non-empty cookie `name`. */
+function hasCookie(cookies: string, name: string): boolean {
+  return cookies.split(';').some((pair) => {
+    const [key, value] = pair.trim().split('=');
+    return key === name && value !== undefined && value !== '';
+  });
+}
+
+// "Signed in" for a front end that cannot read the hint cookie: only '1', never a token.
+function writeFlag(key: string, signedIn: boolean): void {
+  try {
+    if (signedIn) globalThis.localStorage?.setItem(key, '1');
+    else globalThis.localStorage?.removeItem(key);
+  } catch {
+    // storage disabled: readFlag says it cannot know, and restore() asks the server
+  }
+}
+
+/** The flag, or undefined when there is no web storage to hold it. */
+function readFlag(key: string): boolean | undefined {
+  try {
+    const storage = globalThis.localStorage;
+    return storage ? storage.getItem(key) === '1' : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 // The time of the last refresh, shared by tabs through localStorage: only a timestamp, never a token.

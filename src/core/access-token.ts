@@ -55,7 +55,8 @@ export async function signAccessToken(
 }
 
 /**
- * Verifies an access token: only EdDSA and `typ: at+jwt`; `kid` is only a lookup key
+ * Verifies an access token: only canonical base64url (no `=`, no `+` or `/`, unused bits
+ * zero); only EdDSA and `typ: at+jwt`; `kid` is only a lookup key
  * into keys we hold (embedded `jwk`, `jku`, `x5u`, `x5c` are never consulted); signature
  * first, then `iss`, `aud`, `exp`, `iat` (not in the future) and `nbf`; any `crit` refused.
  * Any failure is a `TesseraError('unauthorized')`.
@@ -69,7 +70,11 @@ export async function verifyAccessToken(
   options: AccessTokenOptions,
   now: Date,
 ): Promise<AccessTokenClaims> {
-  if (token.length > MAX_TOKEN_LENGTH) throw new TesseraError('unauthorized', { detail: 'The access token is not valid' });
+  // One spelling per token (RFC 7515 §2): padded, standard-alphabet or dirty-bit variants of a
+  // genuine token are other strings for the same signature, and would slip past any deny-list keyed on the text.
+  if (token.length > MAX_TOKEN_LENGTH || !isCanonicalCompactJws(token)) {
+    throw new TesseraError('unauthorized', { detail: 'The access token is not valid' });
+  }
   try {
     const { payload } = await jwtVerify(
       token,
@@ -106,4 +111,27 @@ export async function verifyAccessToken(
       cause: error,
     });
   }
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * Three segments, each canonical base64url: only the alphabet (no `=`, `+`, `/`), no
+ * impossible length, and the unused low bits of the last character zero, so that decoding
+ * and re-encoding gives back the very same text.
+ */
+function isCanonicalCompactJws(token: string): boolean {
+  const segments = token.split('.');
+  return segments.length === 3 && segments.every(isCanonicalBase64url);
+}
+
+function isCanonicalBase64url(segment: string): boolean {
+  if (!BASE64URL.test(segment)) return false;
+  const tail = segment.length % 4;
+  if (tail === 0) return true;
+  if (tail === 1) return false;
+  // 2 characters carry 1 byte (4 bits unused), 3 carry 2 bytes (2 bits unused).
+  const unusedBits = tail === 2 ? 0b1111 : 0b11;
+  return (BASE64URL_ALPHABET.indexOf(segment.at(-1)!) & unusedBits) === 0;
 }

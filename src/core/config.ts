@@ -3,6 +3,8 @@ import { parseDuration } from './duration.js';
 
 export type SameSite = 'strict' | 'lax' | 'none';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** `session`: PostgreSQL directly, or a session pooler; `transaction`: PgBouncer `pool_mode = transaction`. */
+export type DatabasePooler = 'session' | 'transaction';
 
 /** A private Ed25519 key as a JWK, as supplied in `SIGNING_KEYS`. */
 export interface PrivateJwk {
@@ -41,6 +43,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** undefined: unqualified table names; else every statement names `schema.table`. */
   databaseSchema: string | undefined;
+  /** `transaction`: no named prepared statements and nothing session-level (SPEC §9). */
+  databasePooler: DatabasePooler;
   dataDir: string;
   signingKeys: PrivateJwk[] | undefined;
   audience: string;
@@ -160,6 +164,11 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     databaseSchema = undefined;
   }
 
+  const databasePooler = oneOf<DatabasePooler>('DATABASE_POOLER', ['session', 'transaction'], 'session');
+  if (databasePooler === 'transaction' && !/^postgres(ql)?:\/\//.test(databaseUrl ?? '')) {
+    errors.push('DATABASE_POOLER=transaction is for a PostgreSQL DATABASE_URL (postgres://…) behind PgBouncer in transaction mode; the embedded PGlite has no pooler');
+  }
+
   let signingKeys: PrivateJwk[] | undefined;
   const rawKeys = value('SIGNING_KEYS');
   if (rawKeys !== undefined) {
@@ -199,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     publicOrigin,
     databaseUrl,
     databaseSchema,
+    databasePooler,
     dataDir: value('DATA_DIR') ?? './.tessera',
     signingKeys,
     audience: value('ACCESS_TOKEN_AUDIENCE') ?? publicUrl,

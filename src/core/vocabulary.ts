@@ -44,6 +44,15 @@ export const PASSWORD_MAX_LENGTH = 1024;
 export const REFRESH_COOKIE = 'tessera_refresh';
 export const REFRESH_COOKIE_PATH = '/auth';
 
+/**
+ * The session hint: set and cleared with the refresh cookie, readable by scripts on every
+ * path, so a page can tell without a request whether there is a session to restore. Its
+ * value is no secret and the server never reads it.
+ */
+export const SESSION_HINT_COOKIE = 'tessera_session';
+export const SESSION_HINT_COOKIE_PATH = '/';
+export const SESSION_HINT_VALUE = '1';
+
 /** The header cookie-mode refresh and logout must carry (a cross-site form cannot set it). */
 export const CSRF_HEADER = 'x-tessera-csrf';
 

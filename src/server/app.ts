@@ -16,10 +16,12 @@ import type { Config } from '../core/config.js';
 import { problem } from '../core/errors.js';
 import { RefreshTokenCodec } from '../core/refresh-token.js';
 import { LOG_REDACT_PATHS } from '../core/vocabulary.js';
+import { withDeadline } from '../store/deadline.js';
 import type { Store } from '../store/store.js';
 import type { App, Tessera } from './context.js';
 import { isAllowedOrigin } from './cookie-transport.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
+import { registerStrictJsonParser } from './json-body.js';
 import { registerPerIpLimits } from './per-ip-limits.js';
 import { accountRoutes } from './routes/account.js';
 import { demoRoutes } from './routes/demo.js';
@@ -30,6 +32,8 @@ import { Problem } from './schemas.js';
 
 export const BODY_LIMIT = 16 * 1024;
 export const HEADER_LIMIT = 16 * 1024;
+/** All the database work of one request must be done within this; past it, 503 service_unavailable. */
+export const DATABASE_DEADLINE_MS = 8_000;
 
 export interface BuildOptions {
   config: Config;
@@ -109,9 +113,14 @@ export async function buildApp(options: BuildOptions): Promise<App> {
 
   // Only JSON bodies: 415 for anything else. A POST without any body is read as {}.
   app.removeContentTypeParser(['text/plain']);
+  registerStrictJsonParser(app);
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined && request.method === 'POST') request.body = {};
   });
+  // One deadline for all the database work of a request, from when its body has arrived: a slow
+  // database costs a request at most this, however many queries it makes (src/store/deadline.ts).
+  // Set here and not on request: the body is read in the stream's own async context.
+  app.addHook('preValidation', (_request, _reply, done) => withDeadline(DATABASE_DEADLINE_MS, done));
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
   });

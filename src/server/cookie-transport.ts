@@ -2,31 +2,35 @@ import type {} from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.js';
 import { TesseraError } from '../core/errors.js';
-import { CSRF_HEADER, REFRESH_COOKIE, REFRESH_COOKIE_PATH, type Transport } from '../core/vocabulary.js';
+import {
+  CSRF_HEADER, REFRESH_COOKIE, REFRESH_COOKIE_PATH, SESSION_HINT_COOKIE, SESSION_HINT_COOKIE_PATH, SESSION_HINT_VALUE, type Transport,
+} from '../core/vocabulary.js';
 
 /**
  * Sets the refresh cookie: HttpOnly (never readable by scripts), Path=/auth (never
- * sent to the app's other routes), Max-Age no longer than the session has left.
+ * sent to the app's other routes), Max-Age no longer than the session has left. The
+ * session hint goes with it, with the same lifetime and site rules: readable by scripts,
+ * Path=/, no secret in it, so the client knows whether a refresh on load can succeed.
  */
 export function setRefreshCookie(reply: FastifyReply, config: Config, token: string, maxAgeSeconds: number): void {
-  reply.setCookie(REFRESH_COOKIE, token, {
-    httpOnly: true,
-    secure: config.cookieSecure,
-    sameSite: config.cookieSameSite,
-    path: REFRESH_COOKIE_PATH,
-    domain: config.cookieDomain,
-    maxAge: Math.max(0, Math.floor(maxAgeSeconds)),
-  });
+  const maxAge = Math.max(0, Math.floor(maxAgeSeconds));
+  reply.setCookie(REFRESH_COOKIE, token, { ...refreshCookieOptions(config), maxAge });
+  reply.setCookie(SESSION_HINT_COOKIE, SESSION_HINT_VALUE, { ...hintCookieOptions(config), maxAge });
 }
 
+/** Clears the refresh cookie and the session hint together: the hint must never outlive the session it announces. */
 export function clearRefreshCookie(reply: FastifyReply, config: Config): void {
-  reply.clearCookie(REFRESH_COOKIE, {
-    httpOnly: true,
-    secure: config.cookieSecure,
-    sameSite: config.cookieSameSite,
-    path: REFRESH_COOKIE_PATH,
-    domain: config.cookieDomain,
-  });
+  reply.clearCookie(REFRESH_COOKIE, refreshCookieOptions(config));
+  reply.clearCookie(SESSION_HINT_COOKIE, hintCookieOptions(config));
+}
+
+function refreshCookieOptions(config: Config) {
+  return { httpOnly: true, secure: config.cookieSecure, sameSite: config.cookieSameSite, path: REFRESH_COOKIE_PATH, domain: config.cookieDomain };
+}
+
+// Not HttpOnly on purpose: scripts must read it. It is never trusted: see docs/security.md.
+function hintCookieOptions(config: Config) {
+  return { httpOnly: false, secure: config.cookieSecure, sameSite: config.cookieSameSite, path: SESSION_HINT_COOKIE_PATH, domain: config.cookieDomain };
 }
 
 export function readRefreshCookie(request: FastifyRequest): string | undefined {

@@ -41,29 +41,33 @@ export function toTesseraError(error: FastifyError | Error): TesseraError {
   // Text PostgreSQL cannot store (a NUL byte, bad encoding) that slipped past a schema is still the client's mistake.
   const sqlState = (error as { code?: unknown }).code;
   if (sqlState === '22021' || sqlState === '22P05') return new TesseraError('invalid_request', { detail: 'The request contains characters that cannot be stored' });
-  if (isDatabaseUnavailable(error) || isRedisUnavailable(error)) {
-    return new TesseraError('service_unavailable', { retryAfter: DATABASE_RETRY_AFTER, cause: error });
-  }
+  if (unavailable(error)) return new TesseraError('service_unavailable', { retryAfter: DATABASE_RETRY_AFTER, cause: error });
   const status = fastifyError.statusCode ?? 500;
   if (status >= 400 && status < 500) return new TesseraError(BY_STATUS[status] ?? 'invalid_request');
   return new TesseraError('internal_error', { cause: error });
 }
 
 /**
- * Redis (REDIS_URL) holds the rate-limit counters. Without them no limit can be checked,
- * and Tessera fails closed: 503 rather than letting unlimited guesses through.
+ * What is out of reach, if that is what the error says: the database, or Redis (REDIS_URL),
+ * which holds the rate-limit counters. Without them no limit can be checked, and Tessera
+ * fails closed: 503 rather than letting unlimited guesses through.
  */
-function isRedisUnavailable(error: Error): boolean {
-  return error.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(error.message);
+function unavailable(error: unknown): 'database' | 'redis' | undefined {
+  if (isDatabaseUnavailable(error)) return 'database';
+  const { name, message } = error as { name?: unknown; message?: unknown };
+  if (name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out/.test(String(message))) return 'redis';
+  return undefined;
 }
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const e = toTesseraError(error);
   if (e.code === 'internal_error') {
     // Name and message only: a stack or a driver's detail can carry SQL text or values.
-    request.log.error({ err: { type: error.name, code: (error as FastifyError).code, message: error.message } }, 'unhandled error');
+    request.log.error({ err: { type: error.name, code: error.code, message: error.message } }, 'unhandled error');
   } else if (e.code === 'service_unavailable' && e.cause) {
-    request.log.warn({ err: { type: error.name, code: (error as FastifyError).code } }, 'database unavailable');
+    // The real cause ("Query read timeout", "Connection terminated", a SQLSTATE): what an operator needs to act on.
+    const cause = e.cause as { name?: string; code?: string; message?: string };
+    request.log.warn({ err: { type: cause.name, code: cause.code, message: cause.message } }, `${unavailable(cause) ?? 'database'} unavailable`);
   }
   return sendProblem(reply, e);
 }

@@ -4,8 +4,10 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, sql, type LogConfig, type Migration } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
+import type { DatabasePooler } from '../core/config.js';
 import * as initial from './migrations/2026-11-22T00-00-initial.js';
 import * as userKeys from './migrations/2026-11-30T00-00-user-keys.js';
+import { withDeadlines } from './deadline.js';
 import { preparedStatementPool } from './prepared-pool.js';
 import { withRowLockMigrations } from './row-lock-migrations.js';
 import type { Database } from './schema.js';
@@ -29,6 +31,17 @@ export interface DatabaseOptions {
   schema?: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
+  /**
+   * `transaction` behind PgBouncer in transaction mode: unnamed statements only, nothing
+   * session-level. Default `session`: named prepared statements (see prepared-pool.ts).
+   */
+  pooler?: DatabasePooler;
+  /**
+   * Called once if, with the default `session`, named statements turn out to be lost between
+   * transactions (42P05/26000: a transaction pooler is in front); the pool then sends unnamed
+   * statements. For the warning that names DATABASE_POOLER=transaction.
+   */
+  onPoolerDetected?: (error: Error) => void;
   /** Called for errors of idle pooled connections, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
   /** Kysely's query log (`{level, query: {sql, parameters}}` per query), for tests and debugging. */
@@ -51,20 +64,25 @@ export interface OpenDatabase {
  */
 export async function openDatabase(options: DatabaseOptions): Promise<OpenDatabase> {
   if (options.url && options.url !== 'memory://') {
-    const pool = new pg.Pool({
+    // Within a request, its deadline bounds every checkout and query (deadline.ts); query_timeout bounds the rest.
+    const pool = withDeadlines(new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: 5_000,
       // A partitioned network never answers: give up on a query after 10 s rather than hang the request.
       query_timeout: 10_000,
-    });
+    }));
     // Idle clients report errors on the pool; checked-out ones on themselves. Without a listener on
     // both, a connection reset in the middle of a query is an unhandled 'error' event: a crash.
     pool.on('error', (error) => options.onPoolError?.(error));
     pool.on('connect', (client) => client.on('error', (error) => options.onPoolError?.(error)));
     const url = new URL(options.url);
+    // A transaction pooler hands each transaction any server connection: statements prepared on
+    // one are missing (26000) or already there (42P05) on the next. Kysely on the bare pool sends
+    // unnamed statements only.
+    const statements = options.pooler === 'transaction' ? pool : preparedStatementPool(pool, { onPoolerDetected: options.onPoolerDetected });
     return {
-      db: inSchema(new Kysely<Database>({ dialect: withRowLockMigrations(new PostgresDialect({ pool: preparedStatementPool(pool) })), log: options.log }), options.schema),
+      db: inSchema(new Kysely<Database>({ dialect: withRowLockMigrations(new PostgresDialect({ pool: statements })), log: options.log }), options.schema),
       kind: 'postgres',
       description: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}${options.schema ? `, schema ${options.schema}` : ''}`,
     };
@@ -106,7 +124,11 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
     provider: { getMigrations: async () => MIGRATIONS },
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results = [] } = await migrator.migrateToLatest();
+  let { error, results = [] } = await migrator.migrateToLatest();
+  // A named statement lost to an undeclared transaction pooler (42P05/26000) aborted the
+  // migration transaction, which rolled back; the pool has switched to unnamed statements
+  // (prepared-pool.ts), so a second attempt goes through.
+  if (error && ['42P05', '26000'].includes((error as { code?: string }).code ?? '')) ({ error, results = [] } = await migrator.migrateToLatest());
   if (error) throw error;
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
@@ -114,15 +136,22 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /**
+ * SQLSTATEs that mean "not now" rather than "wrong": 55000 (the database is not accepting
+ * connections), 57P01–57P03 (shut down, crashed, starting up), 57014 (a query cancelled:
+ * the request's deadline), 53300 (too many connections), 3D000 (the database is gone, as
+ * during a drop and re-create). Class 08 (connection exception) is matched by prefix.
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['55000', '57P01', '57P02', '57P03', '57014', '53300', '3D000']);
+
+/**
  * True for errors that mean "the database cannot be reached right now" (answered
- * 503 with Retry-After) rather than a bug: refused or dropped connections,
- * SQLSTATE class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now),
- * 53300 (too many connections), and pg's own connection timeouts.
+ * 503 with Retry-After) rather than a bug: refused, dropped or timed-out connections,
+ * the SQLSTATEs above, class 08, and pg's own connection and query timeouts.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     const code = typeof e.code === 'string' ? e.code : '';
-    if (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300') return true;
+    if (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code)) return true;
     const message = typeof e.message === 'string' ? e.message : '';
     if (/Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(message)) return true;
     if (e instanceof AggregateError && e.errors.some(isDatabaseUnavailable)) return true;

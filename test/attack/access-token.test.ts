@@ -399,6 +399,81 @@ describe('malformed base64 or JSON, even under a genuine signature', () => {
   });
 });
 
+// RFC 7515 §2: base64url without padding, in its own alphabet. A decoder that forgives `=`,
+// `+`/`/` or non-zero unused bits gives one signature many spellings, each a different string.
+describe('only canonical base64url: the same bytes spelled another way → 401', () => {
+  const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const k = () => signing.privateKey;
+  /** JSON text whose length is not a multiple of 3 bytes, so its base64url ends in a character with unused bits. */
+  const unaligned = (value: unknown) => {
+    let text = JSON.stringify(value);
+    while (Buffer.byteLength(text) % 3 === 0) text += ' ';
+    return text;
+  };
+  // JSON is ASCII, and ASCII base64url only spells `-` or `_` for a `>` or `?` at the right offset: six in a row hold one.
+  const ODD = '?>?>?>';
+  /** A genuine canonical token (for Bob) with unused bits in every segment, whose segment `index` holds a `-` or `_`. */
+  function genuineFor(index?: 0 | 1 | 2): string {
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      const token = signEd25519(unaligned(header({ x: ODD })), unaligned(asBob({ x: ODD })), k());
+      if (index === undefined || /[-_]/.test(parts(token)[index])) return token;
+    }
+    throw new Error('no signature with - or _ in 1000 tries');
+  }
+  /** Spells segment `index` of a genuine token otherwise; a changed header or payload is signed again as spelled. */
+  function respell(token: string, index: 0 | 1 | 2, change: (segment: string) => string): string {
+    const [h, p, s] = parts(token);
+    if (index === 2) return `${h}.${p}.${change(s)}`;
+    return index === 0 ? signEncoded(change(h), p, k()) : signEncoded(h, change(p), k());
+  }
+  const padded = (s: string) => s + '='.repeat((4 - (s.length % 4)) % 4 || 4);
+  const oneEquals = (s: string) => `${s}=`;
+  const standardAlphabet = (s: string) => s.replaceAll('-', '+').replaceAll('_', '/');
+  /** The last character with its unused low bits set: it decodes to the same bytes. */
+  const dirtyBits = (s: string) => {
+    const unused = s.length % 4 === 2 ? 0b1111 : 0b11;
+    return s.slice(0, -1) + ALPHABET[ALPHABET.indexOf(s.at(-1)!) | unused]!;
+  };
+
+  it('controls: such tokens, canonical, are accepted; each spelling below decodes to the same bytes', async () => {
+    for (const index of [undefined, 0, 1, 2] as const) {
+      const token = genuineFor(index);
+      const res = await me(token);
+      expect(res.status, res.text).toBe(200);
+      expect(res.json<{ user: { id: string } }>().user.id).toBe(bob.sub);
+      for (const segment of parts(token)) {
+        expect(segment.length % 4).not.toBe(0);
+        for (const change of [padded, dirtyBits, standardAlphabet]) {
+          expect(Buffer.from(change(segment), 'base64')).toEqual(Buffer.from(segment, 'base64url'));
+        }
+      }
+    }
+  });
+
+  it('the server’s own token with `=` padding on its signature → 401 on every protected route', async () => {
+    const own = alice.tokens.accessToken;
+    expect(parts(own)[2].length % 4).toBe(2);
+    for (const token of [`${own}==`, `${own}=`, `${own}===`]) {
+      await expectRefused(token);
+      for (const url of ['/auth/sessions', '/auth/events']) expectUnauthorized(await t.http.get(url, { headers: bearer(token) }), token);
+    }
+    expect((await me(own)).status).toBe(200);
+  });
+
+  const SEGMENTS = [['header', 0], ['payload', 1], ['signature', 2]] as const;
+  const cases: Case[] = SEGMENTS.flatMap(([name, index]): Case[] => [
+    [`${name} with its = padding`, () => respell(genuineFor(), index, padded)],
+    [`${name} with one =`, () => respell(genuineFor(), index, oneEquals)],
+    [`${name} with = in the middle`, () => respell(genuineFor(), index, (s) => `${s.slice(0, 8)}=${s.slice(8)}`)],
+    [`${name} in the standard alphabet (+ and /)`, () => respell(genuineFor(index), index, standardAlphabet)],
+    [`${name} with non-zero unused bits in its last character`, () => respell(genuineFor(), index, dirtyBits)],
+    [`${name} with a length no base64 has (4n+1)`, () => respell(genuineFor(), index, (s) => `${s}${'A'.repeat(((1 - s.length) % 4 + 4) % 4)}`)],
+  ]);
+  it.each(cases)('%s (genuine signature) → 401', async (_name, make) => {
+    await expectRefused(await make());
+  });
+});
+
 describe('duplicate members', () => {
   // RFC 7515 §4 / RFC 7519 §4: reject duplicates, or take only the lexically last member.
   // Either way, a first member must never be what the server acts on.

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/core/config.js';
+import { SESSION_HINT_COOKIE } from '../../src/core/vocabulary.js';
 import { buildApp } from '../../src/server/app.js';
 import type { App } from '../../src/server/context.js';
 import { TEST_SECRET } from '../helpers/app.js';
@@ -40,6 +41,7 @@ export const BROWSER_BACKEND: Backend = process.env.TEST_DATABASE_URL ? 'postgre
 
 export const PASSWORD = 'correct horse battery staple';
 export const REFRESH_COOKIE = 'tessera_refresh';
+export { SESSION_HINT_COOKIE };
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
@@ -152,6 +154,11 @@ export function fetchInPage(page: Page, path = '/auth/me'): Promise<number> {
 /** The refresh cookie in a context's jar, if any. */
 export async function refreshCookieOf(context: BrowserContext) {
   return (await context.cookies()).find((c) => c.name === REFRESH_COOKIE && c.value !== '');
+}
+
+/** The session hint cookie in a context's jar, if any (not a secret: a thief copying the jar takes it too). */
+export async function hintCookieOf(context: BrowserContext) {
+  return (await context.cookies()).find((c) => c.name === SESSION_HINT_COOKIE && c.value !== '');
 }
 
 /** Every key and value of localStorage and sessionStorage, for the "no token stored" checks. */

@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  authState, BROWSER_BACKEND, eventsOf, fetchInPage, HAS_CHROMIUM, launchChromium, newEmail, openDemo, parseRefreshToken, PASSWORD,
+  authState, BROWSER_BACKEND, eventsOf, fetchInPage, HAS_CHROMIUM, hintCookieOf, launchChromium, newEmail, openDemo, parseRefreshToken, PASSWORD,
   refreshCookieOf, poll, registerInPage, requireChromiumOnCi, screenshot, sessionRow, SKIP_REASON, sleep, startLiveServer, type LiveServer,
 } from './helpers.js';
 
@@ -61,6 +61,8 @@ describe.skipIf(!HAS_CHROMIUM)(`ending sessions in Chromium, REFRESH_REUSE_GRACE
     const laptop = await otherDevice(email);
 
     const stolen = (await refreshCookieOf(victimContext))!;
+    // The session hint goes with it: no secret, but it tells the thief's page there is a session to restore.
+    const hint = (await hintCookieOf(victimContext))!;
     const { sessionId } = parseRefreshToken(server, stolen.value);
 
     // The victim refreshes; the stolen cookie is now the parent token.
@@ -70,7 +72,7 @@ describe.skipIf(!HAS_CHROMIUM)(`ending sessions in Chromium, REFRESH_REUSE_GRACE
 
     // The thief, in a browser of their own, replays it.
     const thiefContext = await browser.newContext();
-    await thiefContext.addCookies([stolen]);
+    await thiefContext.addCookies([stolen, hint]);
     const thief = await openDemo(thiefContext, server.url);
     // Past the grace window the parent token reads as a lost response (SPEC §3 rule 3): the thief gets in, for now.
     expect((await authState(thief)).status).toBe('signed_in');
@@ -110,11 +112,12 @@ describe.skipIf(!HAS_CHROMIUM)(`ending sessions in Chromium, REFRESH_REUSE_GRACE
     const victim = await openDemo(victimContext, server.url, 'signed-out');
     const { userId } = await registerInPage(victim);
     const stolen = (await refreshCookieOf(victimContext))!;
+    const hint = (await hintCookieOf(victimContext))!;
     expect(await refreshInPage(victim)).toBe(true);
     expect(await refreshInPage(victim)).toBe(true);
 
     const thiefContext = await browser.newContext();
-    await thiefContext.addCookies([stolen]);
+    await thiefContext.addCookies([stolen, hint]);
     const thief = await openDemo(thiefContext, server.url, 'signed-out');
     // Refused at the first try, with the reason shown even though the thief was never signed in here.
     expect(await thief.getAttribute('#notice', 'data-reason')).toBe('refresh_token_reused');

@@ -124,6 +124,23 @@ describe('loadConfig — defaults', () => {
     }
   });
 
+  it('DATABASE_POOLER is session by default, takes transaction for a PostgreSQL URL, and refuses anything else', () => {
+    const pg = 'postgres://db.internal:6432/tessera';
+    expect(ok({}).databasePooler).toBe('session');
+    expect(ok({ DATABASE_URL: pg, DATABASE_POOLER: 'Transaction' }).databasePooler).toBe('transaction');
+    expect(ok({ DATABASE_URL: pg, DATABASE_POOLER: 'session' }).databasePooler).toBe('session');
+    for (const bad of ['statement', 'pgbouncer', 'on']) {
+      const errors = errorsOf({ DATABASE_URL: pg, DATABASE_POOLER: bad });
+      expect(errors, bad).toEqual([`DATABASE_POOLER=${JSON.stringify(bad)} is not valid: expected one of session, transaction`]);
+    }
+    // no pooler sits in front of the embedded PGlite: a forgotten DATABASE_URL, not a setting to ignore
+    for (const url of [undefined, 'memory://']) {
+      const errors = errorsOf({ DATABASE_URL: url, DATABASE_POOLER: 'transaction' });
+      expect(errors, String(url)).toHaveLength(1);
+      expect(errors[0]).toContain('DATABASE_POOLER=transaction');
+    }
+  });
+
   it('RATE_LIMITS=off disables rate limits; other values are refused', () => {
     expect(ok({ RATE_LIMITS: 'off' }).rateLimitsEnabled).toBe(false);
     expect(ok({ RATE_LIMITS: 'ON' }).rateLimitsEnabled).toBe(true);

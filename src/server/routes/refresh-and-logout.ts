@@ -39,11 +39,12 @@ export function refreshAndLogoutRoutes(app: App) {
 async function postRefresh(request: Request<{ Body: RefreshBody }>, reply: FastifyReply) {
   const { tessera } = request.server;
   const { token, transport } = presentedRefreshToken(request, tessera.config, request.body.refreshToken);
-  if (token === undefined) throw new TesseraError('invalid_refresh_token', { detail: 'No refresh token was sent' });
   try {
+    if (token === undefined) throw new TesseraError('invalid_refresh_token', { detail: 'No refresh token was sent' });
     return tokenResponse(reply, tessera.config, await refreshGrant(tessera, token, requestMeta(request)), transport);
   } catch (error) {
-    // A cookie that can never work again is removed, so the browser stops sending it.
+    // A cookie that can never work again is removed, so the browser stops sending it; the
+    // session hint goes with it (also when only the hint was left), so the client stops trying.
     if (transport === 'cookie' && error instanceof TesseraError && error.status === 401) clearRefreshCookie(reply, tessera.config);
     throw error;
   }

@@ -8,6 +8,8 @@
  * - `blackhole`: connections stay open but no byte moves, either way, and new ones get no
  *   answer (a network partition: packets silently dropped). Held bytes flow again on `open`.
  *
+ * `delay(ms)` holds every chunk, either way, for `ms` before passing it on (a slow network).
+ *
  * `cutOn(pattern)` arms a precise fault: the first time a client sends bytes containing
  * `pattern` (the text of a SQL statement), the proxy switches to `reset`, either before the
  * statement reaches PostgreSQL (`deliver: false`) or after it does, losing only the answer
@@ -36,6 +38,7 @@ export class TcpProxy {
   #pairs = new Set<Pair>();
   #mode: ProxyMode = 'open';
   #triggers: { pattern: string; deliver: boolean; fire: () => void }[] = [];
+  #delayMs = 0;
   /** Connections accepted so far. */
   connections = 0;
 
@@ -75,8 +78,14 @@ export class TcpProxy {
     this.#mode = 'blackhole';
   }
 
+  /** Every chunk, either way, arrives `ms` late (0: no delay). */
+  delay(ms: number): void {
+    this.#delayMs = ms;
+  }
+
   restore(): void {
     this.#mode = 'open';
+    this.#delayMs = 0;
     for (const pair of this.#pairs) {
       for (const chunk of pair.held.toUpstream.splice(0)) pair.upstream.write(chunk);
       for (const chunk of pair.held.toClient.splice(0)) pair.client.write(chunk);
@@ -114,7 +123,7 @@ export class TcpProxy {
     client.on('data', (chunk: Buffer) => this.#fromClient(pair, chunk));
     upstream.on('data', (chunk: Buffer) => {
       if (this.#mode === 'blackhole') pair.held.toClient.push(chunk);
-      else if (this.#mode === 'open') client.write(chunk);
+      else if (this.#mode === 'open') this.#send(client, chunk);
     });
     const end = () => this.#kill(pair);
     client.on('error', end).on('close', end);
@@ -146,7 +155,13 @@ export class TcpProxy {
       return;
     }
     if (this.#mode === 'blackhole') pair.held.toUpstream.push(chunk);
-    else pair.upstream.write(chunk);
+    else this.#send(pair.upstream, chunk);
+  }
+
+  #send(socket: Socket, chunk: Buffer): void {
+    if (this.#delayMs === 0) socket.write(chunk);
+    // Equal delays keep the order of the chunks.
+    else setTimeout(() => socket.destroyed || socket.write(chunk), this.#delayMs).unref();
   }
 
   /** Named prepared statements seen in Parse messages: statement name → SQL text. */
@@ -155,7 +170,7 @@ export class TcpProxy {
   // Tessera prepares its statements by name, so after the first Parse on a connection the SQL
   // text no longer travels: a Bind names the statement instead ('B', length, portal "\0", name "\0").
   #learnStatements(text: string): void {
-    for (const [, name, sql] of text.matchAll(/P[\s\S]{4}(tessera_\d+)\0([^\0]*)\0/g)) this.#statements.set(name!, sql!);
+    for (const [, name, sql] of text.matchAll(/P[\s\S]{4}(tessera_[0-9a-z]+)\0([^\0]*)\0/g)) this.#statements.set(name!, sql!);
   }
 
   #executes(text: string, pattern: string): boolean {
