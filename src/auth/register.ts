@@ -1,13 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { TesseraError } from '../core/errors.js';
 import { assertPasswordPolicy, normalizeEmail } from '../core/password-policy.js';
 import type { RequestMeta, Transport } from '../core/vocabulary.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { Store } from '../store/store.js';
-import { endReplacedSession } from './browser-session.js';
+import { endReplacedSession } from './end-replaced-session.js';
 import { issueTokens, type IssueDeps, type Tokens } from './issue-tokens.js';
 import { newSession, type SessionLifetimes } from './new-session.js';
 import type { PasswordHasher } from './password-hasher.js';
-import { tryRecognise, type RecogniseDeps } from './refresh-grant.js';
+import { tryRecognise, type RecogniseDeps } from './recognise-refresh-token.js';
 
 export interface RegisterDeps extends RecogniseDeps, IssueDeps {
   refreshTokens: Pick<RefreshTokenCodec, 'parse' | 'verify' | 'issue'>;
@@ -33,7 +34,7 @@ export async function register(deps: RegisterDeps, input: RegisterInput): Promis
   const email = normalizeEmail(input.email);
   const passwordHash = await deps.hasher.hash(input.password);
   const now = deps.clock();
-  const session = newSession(deps.config, crypto.randomUUID(), now);
+  const session = newSession(deps.config, randomUUID(), now);
   const user = await deps.store.createUserWithSession(
     { id: session.userId, email, name: input.name?.trim() ?? '', passwordHash },
     session,

@@ -3,12 +3,12 @@ import { assertPasswordLength, normalizeEmail } from '../core/password-policy.js
 import type { RequestMeta, Transport } from '../core/vocabulary.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { Store } from '../store/store.js';
-import { endReplacedSession } from './browser-session.js';
+import { endReplacedSession } from './end-replaced-session.js';
 import { issueTokens, type IssueDeps, type Tokens } from './issue-tokens.js';
 import { newSession, type SessionLifetimes } from './new-session.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { rateLimited, type RateLimits } from './rate-limits.js';
-import { tryRecognise, type Recognised, type RecogniseDeps } from './refresh-grant.js';
+import { tryRecognise, type Recognised, type RecogniseDeps } from './recognise-refresh-token.js';
 
 export interface SignInDeps extends RecogniseDeps, IssueDeps {
   refreshTokens: Pick<RefreshTokenCodec, 'parse' | 'verify' | 'issue'>;

@@ -2,7 +2,7 @@ import type { RequestMeta } from '../core/vocabulary.js';
 import { TesseraError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import { authenticate, verifyBearer, type AuthenticateDeps } from './authenticate.js';
-import { judge, recognise, tryRecognise, unlessTesseraError, type JudgeDeps, type RecogniseDeps } from './refresh-grant.js';
+import { judge, recognise, tryRecognise, unlessTesseraError, type JudgeDeps, type RecogniseDeps } from './recognise-refresh-token.js';
 
 export type SignOutScope = 'local' | 'others' | 'global';
 

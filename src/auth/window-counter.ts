@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Fixed-window counters for the limits @fastify/rate-limit cannot express: those
- * that count only failures (login failures per account and IP, per account) and
- * those that count only genuine refresh tokens (per session, so forged tokens
- * cannot spend a victim's budget). In memory per process, or in Redis when
- * REDIS_URL is set so that every node shares them.
+ * Fixed-window counters for the budgets of rate-limits.ts that @fastify/rate-limit cannot
+ * express: attempts counted before a check and cleared or refunded on success (sign-in,
+ * password change), and genuine refresh tokens only (per session, so forged tokens cannot
+ * spend a victim's budget). In memory per process, or in Redis when REDIS_URL is set so
+ * that every node shares them.
  */
 export interface WindowCounter {
   /** Adds one and returns the count in the current window and the seconds until it ends. */

@@ -87,7 +87,8 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   };
   const timer = setInterval(purge, PURGE_INTERVAL_MS);
   timer.unref();
-  setTimeout(purge, 5_000).unref();
+  const firstPurge = setTimeout(purge, 5_000);
+  firstPurge.unref();
 
   // Graceful: stop accepting, let in-flight requests finish (at most SHUTDOWN_GRACE_MS), close
   // the pools, exit 0. Keep-alive connections are told to close with their next answer, and
@@ -102,6 +103,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     stopping = true;
     logger.info(`${signal} received: finishing in-flight requests, then exiting`);
     clearInterval(timer);
+    clearTimeout(firstPurge);
     const late = setTimeout(() => {
       logger.warn(`in-flight requests still running after ${SHUTDOWN_GRACE_MS / 1000} s; exiting anyway`);
       process.exit(0);
@@ -111,7 +113,11 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     // Stop accepting at once; http.Server's own close() would also drop idle keep-alive connections now.
     Server.prototype.close.call(app.server);
     await new Promise((resolve) => setTimeout(resolve, KEEP_ALIVE_DRAIN_MS));
+    // A request that was already running at the signal keeps its connection alive after its
+    // answer: close such connections as soon as they fall idle, not after the keep-alive timeout.
+    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
     await app.close();
+    clearInterval(reaper);
     await database.db.destroy().catch((error: Error) => logger.warn({ err: { message: error.message } }, 'closing the database pool failed'));
     await redis?.quit().catch(() => redis?.disconnect());
     logger.info('stopped');

@@ -8,7 +8,8 @@ import type { DatabasePooler } from '../core/config.js';
 import * as initial from './migrations/2026-11-22T00-00-initial.js';
 import * as userKeys from './migrations/2026-11-30T00-00-user-keys.js';
 import { withDeadlines } from './deadline.js';
-import { preparedStatementPool } from './prepared-pool.js';
+import { LOST_STATEMENT_SQLSTATES, preparedStatementPool } from './prepared-pool.js';
+import { CONFLICT_SQLSTATES } from './store.js';
 import { withRowLockMigrations } from './row-lock-migrations.js';
 import type { Database } from './schema.js';
 
@@ -128,7 +129,7 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
   // A named statement lost to an undeclared transaction pooler (42P05/26000) aborted the
   // migration transaction, which rolled back; the pool has switched to unnamed statements
   // (prepared-pool.ts), so a second attempt goes through.
-  if (error && ['42P05', '26000'].includes((error as { code?: string }).code ?? '')) ({ error, results = [] } = await migrator.migrateToLatest());
+  if (error && LOST_STATEMENT_SQLSTATES.has((error as { code?: string }).code ?? '')) ({ error, results = [] } = await migrator.migrateToLatest());
   if (error) throw error;
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
@@ -139,9 +140,10 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
  * SQLSTATEs that mean "not now" rather than "wrong": 55000 (the database is not accepting
  * connections), 57P01–57P03 (shut down, crashed, starting up), 57014 (a query cancelled:
  * the request's deadline), 53300 (too many connections), 3D000 (the database is gone, as
- * during a drop and re-create). Class 08 (connection exception) is matched by prefix.
+ * during a drop and re-create); a conflict still refused after its retries (40001, 40P01), and
+ * a statement lost to a transaction pooler the moment it is detected (42P05, 26000). Class 08 (connection exception) is matched by prefix.
  */
-const UNAVAILABLE_SQLSTATES = new Set(['55000', '57P01', '57P02', '57P03', '57014', '53300', '3D000']);
+const UNAVAILABLE_SQLSTATES = new Set(['55000', '57P01', '57P02', '57P03', '57014', '53300', '3D000', ...CONFLICT_SQLSTATES, ...LOST_STATEMENT_SQLSTATES]);
 
 /**
  * True for errors that mean "the database cannot be reached right now" (answered

@@ -14,7 +14,7 @@ export function withDeadline<T>(ms: number, fn: () => T): T {
 }
 
 /** Milliseconds left before the current deadline; undefined outside of one. */
-export function remainingMs(): number | undefined {
+function remainingMs(): number | undefined {
   const deadline = deadlines.getStore();
   return deadline === undefined ? undefined : deadline - Date.now();
 }
@@ -65,11 +65,15 @@ function clientWithDeadlines(client: pg.PoolClient): pg.PoolClient {
   const query = async (config: unknown, values?: unknown[]) => {
     const ms = remainingMs();
     try {
-      // Submittables (cursors) and calls outside a deadline go through as they are.
-      if (ms === undefined || (typeof config === 'object' && config !== null && 'submit' in config)) {
+      // Submittables (cursors), calls outside a deadline and a rollback (which must always get
+      // through, or the transaction would stay open) go as they are.
+      if (ms === undefined || (typeof config === 'object' && config !== null && 'submit' in config) || config === 'rollback') {
         return await client.query(config as string, values);
       }
-      if (ms <= 0) throw deadlineExceeded();
+      if (ms <= 0) {
+        timedOut = deadlineExceeded();
+        throw timedOut;
+      }
       const text: pg.QueryConfig = typeof config === 'string' ? { text: config, values } : (config as pg.QueryConfig);
       return await client.query({ ...text, query_timeout: ms } as pg.QueryConfig);
     } catch (error) {
@@ -80,7 +84,10 @@ function clientWithDeadlines(client: pg.PoolClient): pg.PoolClient {
   return new Proxy(client, {
     get(target, property, receiver) {
       if (property === 'query') return query;
-      if (property === 'release') return (error?: Error | boolean) => target.release(error ?? timedOut);
+      // Never back to the pool inside a transaction, nor after a query it may still be running.
+      if (property === 'release') {
+        return (error?: Error | boolean) => target.release(error ?? timedOut ?? (target.getTransactionStatus() === 'I' ? undefined : deadlineExceeded()));
+      }
       const value = Reflect.get(target, property, receiver);
       return typeof value === 'function' ? value.bind(target) : value;
     },

@@ -10,7 +10,7 @@ const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
  * connection prepared are not on the server connection it now talks to. Only a transaction
  * pooler (PgBouncer `pool_mode = transaction`) in front of PostgreSQL does that.
  */
-const LOST_STATEMENT = new Set(['42P05', '26000']);
+export const LOST_STATEMENT_SQLSTATES: ReadonlySet<string> = new Set(['42P05', '26000']);
 
 export interface PreparedPoolOptions {
   /**
@@ -61,14 +61,14 @@ export function preparedStatementPool(pool: pg.Pool, options: PreparedPoolOption
             return await client.query({ name, text, values });
           } catch (error) {
             const code = (error as { code?: string }).code ?? '';
-            if (LOST_STATEMENT.has(code) && named) {
+            if (LOST_STATEMENT_SQLSTATES.has(code) && named) {
               named = false;
               options.onPoolerDetected?.(error as Error);
             }
             // Outside a transaction the failed statement did nothing, so its unnamed form may run.
             // 0A000 "cached plan must not change result type": a migration changed a table under a
             // statement this connection prepared before. The unnamed form always works.
-            if ((LOST_STATEMENT.has(code) || code === '0A000') && client.getTransactionStatus() === 'I') return client.query(text, values);
+            if ((LOST_STATEMENT_SQLSTATES.has(code) || code === '0A000') && client.getTransactionStatus() === 'I') return client.query(text, values);
             throw error;
           }
         }) as unknown as PostgresPoolClient['query'],

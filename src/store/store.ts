@@ -65,8 +65,8 @@ const SIGNING_KEY_LEASE_SECONDS = 30;
  * jobs take a lease row.
  */
 export class Store {
-  // The two reads on every request's path (refresh; Bearer-protected routes), built and
-  // compiled once instead of on every call.
+  // The reads on every request's path (refresh, and its version-1 form; Bearer-protected
+  // routes), built and compiled once instead of on every call.
   readonly #sessionForRefresh;
   readonly #sessionForRefreshV1;
   readonly #activeSession;
@@ -359,9 +359,12 @@ export class Store {
   async ensureSigningKey(
     create: () => Promise<{ kid: string; publicJwk: object; privateJwkSealed: string }>, now: Date, holder = randomUUID(),
   ): Promise<void> {
-    const deadline = Date.now() + 2 * SIGNING_KEY_LEASE_SECONDS * 1000;
+    const started = Date.now();
+    const deadline = started + 2 * SIGNING_KEY_LEASE_SECONDS * 1000;
     while (!(await this.#hasSigningKey())) {
-      if (await this.claimLease('signing-key', holder, now, SIGNING_KEY_LEASE_SECONDS)) {
+      // `now` moved on by the time waited: a lease left by a node that died expires for us too.
+      const at = new Date(now.getTime() + (Date.now() - started));
+      if (await this.claimLease('signing-key', holder, at, SIGNING_KEY_LEASE_SECONDS)) {
         try {
           if (await this.#hasSigningKey()) return;
           const key = await create();
@@ -479,14 +482,17 @@ function inTransaction<T>(db: Kysely<Database>, body: (trx: Transaction<Database
   return retrying(() => db.transaction().execute(body));
 }
 
-/** `run`, again after a conflict (SQLSTATE 40001, 40P01), at most MAX_TRANSACTION_ATTEMPTS times. */
-export async function retrying<T>(run: () => Promise<T>): Promise<T> {
+/** Serialization failure and deadlock: the engine's "try again". */
+export const CONFLICT_SQLSTATES: ReadonlySet<string> = new Set(['40001', '40P01']);
+
+/** `run`, again after a conflict, at most MAX_TRANSACTION_ATTEMPTS times. */
+async function retrying<T>(run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if ((code !== '40001' && code !== '40P01') || attempt >= MAX_TRANSACTION_ATTEMPTS) throw error;
+      if (typeof code !== 'string' || !CONFLICT_SQLSTATES.has(code) || attempt >= MAX_TRANSACTION_ATTEMPTS) throw error;
       // Full jitter: racing transactions that collided once should not collide again in step.
       await sleep(Math.random() * 5 * 2 ** attempt);
     }

@@ -47,7 +47,8 @@ async function postLogin(request: Request<{ Body: LoginBody }>, reply: FastifyRe
     email, password, transport,
     cookieToken: readRefreshCookie(request),
     meta: requestMeta(request),
-    afterResponse: (task) => reply.raw.once('finish', () => {
+    // 'close', not 'finish': it also fires when the client hangs up before the answer, so no failure goes unrecorded.
+    afterResponse: (task) => reply.raw.once('close', () => {
       task().catch((err: Error) => request.log.warn({ err: { message: err.message } }, 'could not record login_failed'));
     }),
   });

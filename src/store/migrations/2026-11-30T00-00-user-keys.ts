@@ -1,5 +1,11 @@
 import type { Kysely } from 'kysely';
 
+/** The two tables this migration copies between, as they are at this point in history. */
+interface Tables {
+  users: { id: string; email: string };
+  user_emails: { email: string; user_id: string };
+}
+
 /**
  * Shard-ready keys (SPEC §1): every user-owned table is keyed by its user first, so on a
  * distributed engine (Citus) each user's rows live on one shard and every hot statement,
@@ -8,12 +14,6 @@ import type { Kysely } from 'kysely';
  * table of its own, keyed by the email. Single-runner jobs take a lease row, not an
  * advisory lock (node-local on Citus, absent on CockroachDB, broken by poolers).
  */
-/** The two tables this migration copies between, as they are at this point in history. */
-interface Tables {
-  users: { id: string; email: string };
-  user_emails: { email: string; user_id: string };
-}
-
 export async function up(db: Kysely<Tables>): Promise<void> {
   await db.schema.alterTable('sessions').dropConstraint('sessions_pkey').execute();
   await db.schema.alterTable('sessions').addPrimaryKeyConstraint('sessions_pkey', ['user_id', 'id']).execute();

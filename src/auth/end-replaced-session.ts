@@ -1,6 +1,6 @@
 import type { RequestMeta } from '../core/vocabulary.js';
 import type { Store } from '../store/store.js';
-import type { Recognised } from './refresh-grant.js';
+import type { Recognised } from './recognise-refresh-token.js';
 
 /**
  * Signing in again in a browser replaces its refresh cookie, so the session the old cookie
