@@ -7,11 +7,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 export const PGBOUNCER = '/usr/sbin/pgbouncer';
 const exec = promisify(execFile);
@@ -53,16 +53,6 @@ export async function findOrInstallPgBouncer(): Promise<{ path: string } | { ski
   return existsSync(PGBOUNCER) ? { path: PGBOUNCER } : { skip: `apt-get install pgbouncer did not provide ${PGBOUNCER}` };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** uid and gid of `postgres`, when running as root. */
 async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
