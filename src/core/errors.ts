@@ -23,6 +23,7 @@ export const ERRORS = {
     cases: { current_password: 403 },
   },
   account_disabled: { status: 403, title: 'The account is disabled' },
+  insufficient_role: { status: 403, title: 'The caller has none of the roles this route requires' },
   csrf_failed: { status: 403, title: 'The request failed the cross-site request checks' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { DatabasePooler } from '../core/config.js';
 import * as initial from './migrations/2026-11-22T00-00-initial.js';
 import * as userKeys from './migrations/2026-11-30T00-00-user-keys.js';
+import * as claimsAndKeys from './migrations/2026-11-30T01-00-claims-and-keys.js';
 import { withDeadlines } from './deadline.js';
 import { LOST_STATEMENT_SQLSTATES, preparedStatementPool } from './prepared-pool.js';
 import { CONFLICT_SQLSTATES } from './store.js';
@@ -17,6 +18,7 @@ import type { Database } from './schema.js';
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '2026-11-22T00-00-initial': initial,
   '2026-11-30T00-00-user-keys': userKeys,
+  '2026-11-30T01-00-claims-and-keys': claimsAndKeys,
 };
 
 export interface DatabaseOptions {

@@ -34,6 +34,12 @@ export interface UsersTable {
   password_hash: string;
   disabled_at: Date | null;
   created_at: Date;
+  /** at most 20 role names (SPEC §6); carried by access tokens */
+  roles: ColumnType<string[], string[] | undefined, string[]>;
+  org_id: string | null;
+  /** a JSON object of at most 4 KiB; never in tokens unless a claims hook puts it there */
+  metadata: ColumnType<Record<string, unknown>, string | undefined, string>;
+  email_verified_at: Date | null;
 }
 
 export interface SessionsTable {
@@ -53,6 +59,8 @@ export interface SessionsTable {
   revoked_reason: RevokeReason | null;
   ip: string | null;
   user_agent: string | null;
+  /** how the session was authenticated (RFC 8176 values: pwd, otp, hwk…): the `amr` claim */
+  amr: ColumnType<string[], string[] | undefined, string[]>;
 }
 
 export interface SecurityEventsTable {
@@ -71,4 +79,8 @@ export interface SigningKeysTable {
   /** AES-256-GCM under a key derived from TESSERA_SECRET */
   private_jwk_sealed: string;
   created_at: Date;
+  /** EdDSA | ES256 | RS256 */
+  alg: string;
+  /** a rotated-in key is published at once and signs from here on (60 s later) */
+  signs_from: Date;
 }

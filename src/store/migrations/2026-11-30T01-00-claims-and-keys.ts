@@ -1,0 +1,43 @@
+import { sql, type Kysely } from 'kysely';
+
+/**
+ * Authorisation claims and signing-key rotation (resource servers):
+ * - users gain `roles`, `org_id`, `metadata` and `email_verified_at`; tokens carry roles
+ *   and org_id, read at every refresh (the refresh already joins its user by primary key);
+ * - sessions record how and when they were authenticated (`amr`, `auth_time` claims);
+ * - signing keys record their algorithm and when they start signing, so a rotated-in key
+ *   is published before it signs;
+ * - partial indexes serve the revocation feed (sessions ended, users disabled, recently):
+ *   only ended sessions and disabled users are in them, so a refresh never writes to them.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .alterTable('users')
+    .addColumn('roles', sql`text[]`, (c) => c.notNull().defaultTo(sql`'{}'`))
+    .addColumn('org_id', 'text')
+    .addColumn('metadata', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'`))
+    .addColumn('email_verified_at', 'timestamptz')
+    .execute();
+  await db.schema
+    .alterTable('sessions')
+    .addColumn('amr', sql`text[]`, (c) => c.notNull().defaultTo(sql`'{pwd}'`))
+    .execute();
+  await db.schema
+    .alterTable('signing_keys')
+    .addColumn('alg', 'text', (c) => c.notNull().defaultTo('EdDSA'))
+    .addColumn('signs_from', 'timestamptz')
+    .execute();
+  await sql`update signing_keys set signs_from = created_at`.execute(db);
+  await db.schema.alterTable('signing_keys').alterColumn('signs_from', (c) => c.setNotNull()).execute();
+
+  await db.schema.createIndex('sessions_revoked_at').on('sessions').column('revoked_at').where(sql.ref('revoked_at'), 'is not', null).execute();
+  await db.schema.createIndex('users_disabled_at').on('users').column('disabled_at').where(sql.ref('disabled_at'), 'is not', null).execute();
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropIndex('users_disabled_at').execute();
+  await db.schema.dropIndex('sessions_revoked_at').execute();
+  await db.schema.alterTable('signing_keys').dropColumn('signs_from').dropColumn('alg').execute();
+  await db.schema.alterTable('sessions').dropColumn('amr').execute();
+  await db.schema.alterTable('users').dropColumn('email_verified_at').dropColumn('metadata').dropColumn('org_id').dropColumn('roles').execute();
+}
