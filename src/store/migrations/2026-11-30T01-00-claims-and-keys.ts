@@ -7,8 +7,9 @@ import { sql, type Kysely } from 'kysely';
  * - sessions record how and when they were authenticated (`amr`, `auth_time` claims);
  * - signing keys record their algorithm and when they start signing, so a rotated-in key
  *   is published before it signs;
- * - partial indexes serve the revocation feed (sessions ended, users disabled, recently):
- *   only ended sessions and disabled users are in them, so a refresh never writes to them.
+ * - the revocation feed reads ended sessions by `revoked_at` (indexed since the first
+ *   migration) and disabled users by `disabled_at`: a partial index holding only disabled
+ *   users, so no sign-up or refresh writes to it.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -30,13 +31,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`update signing_keys set signs_from = created_at`.execute(db);
   await db.schema.alterTable('signing_keys').alterColumn('signs_from', (c) => c.setNotNull()).execute();
 
-  await db.schema.createIndex('sessions_revoked_at').on('sessions').column('revoked_at').where(sql.ref('revoked_at'), 'is not', null).execute();
   await db.schema.createIndex('users_disabled_at').on('users').column('disabled_at').where(sql.ref('disabled_at'), 'is not', null).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropIndex('users_disabled_at').execute();
-  await db.schema.dropIndex('sessions_revoked_at').execute();
   await db.schema.alterTable('signing_keys').dropColumn('signs_from').dropColumn('alg').execute();
   await db.schema.alterTable('sessions').dropColumn('amr').execute();
   await db.schema.alterTable('users').dropColumn('email_verified_at').dropColumn('metadata').dropColumn('org_id').dropColumn('roles').execute();
