@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { importJWK, type CryptoKey } from 'jose';
 import { accessTokenOptions, verifyAccessToken } from '../../src/core/access-token.js';
+import type { SigningAlg } from '../../src/core/signing-alg.js';
 import type { VerifyInput, VerifyLoopResult } from './verify.js';
 
 /**
@@ -12,8 +13,8 @@ import type { VerifyInput, VerifyLoopResult } from './verify.js';
  */
 const [inputFile = '', seconds = '5', concurrencyArg = '16'] = process.argv.slice(2);
 const input = JSON.parse(readFileSync(inputFile, 'utf8')) as VerifyInput;
-const keys = new Map<string, CryptoKey>();
-for (const jwk of input.jwks.keys) keys.set(jwk.kid, (await importJWK({ ...jwk }, 'EdDSA')) as CryptoKey);
+const keys = new Map<string, { key: CryptoKey; alg: SigningAlg }>();
+for (const jwk of input.jwks.keys) keys.set(jwk.kid, { key: (await importJWK({ ...jwk }, jwk.alg)) as CryptoKey, alg: jwk.alg });
 const options = accessTokenOptions({ publicUrl: input.issuer, audience: input.audience, accessTokenTtl: input.ttl });
 const publicKey = async (kid: string) => keys.get(kid);
 const tokens = input.tokens;

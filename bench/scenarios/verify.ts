@@ -1,8 +1,9 @@
+import type { SigningAlg } from '../../src/core/signing-alg.js';
 import { spawn } from 'node:child_process';
 
 /** What the verify loops read: a JWKS as Tessera publishes it and access tokens it issued. */
 export interface VerifyInput {
-  jwks: { keys: { kty: string; crv: string; x: string; kid: string; alg?: string; use?: string }[] };
+  jwks: { keys: { kty: string; crv: string; x: string; kid: string; alg: SigningAlg; use?: string }[] };
   tokens: string[];
   issuer: string;
   audience: string;

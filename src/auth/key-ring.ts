@@ -1,100 +1,195 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
-import type { PrivateJwk } from '../core/config.js';
 import { deriveKey } from '../core/derive-key.js';
 import { seal, unseal } from '../core/seal.js';
-import type { Store } from '../store/store.js';
+import { RSA_MIN_BITS, algOfJwk, type PrivateJwk, type SigningAlg } from '../core/signing-alg.js';
+import type { NewSigningKey, Store, StoredSigningKey } from '../store/store.js';
 
 /** The store methods the key ring uses. */
 export type KeyStore = Pick<Store, 'listSigningKeys' | 'ensureSigningKey'>;
 
-interface LoadedKey {
+/** A key as the ring holds it. */
+export interface SigningKey {
   kid: string;
+  alg: SigningAlg;
+  signsFrom: Date;
   privateKey: CryptoKey;
   publicKey: CryptoKey;
   publicJwk: JWK;
 }
 
+/** How long a rotated-in key is published before it signs, so every verifier has seen it first. */
+export const ROTATION_DELAY_SECONDS = 60;
+/** Every node picks up keys added or retired elsewhere within this (SPEC: 10 s). */
+const RELOAD_EVERY_MS = 5_000;
 /** How often an unknown `kid` may make us look in the database for new keys. */
-const RELOAD_INTERVAL_MS = 30_000;
+const UNKNOWN_KID_RELOAD_MS = 30_000;
+/** Clock skew allowed to verifiers: a key stays published this long after its last token expired. */
+const PUBLISH_LEEWAY_SECONDS = 60;
+
+export interface KeyRingOptions {
+  /** TESSERA_SECRET: the private parts are sealed under a key derived from it. */
+  secret: string;
+  /** SIGNING_KEYS: keys managed by the operator, never written to the database. */
+  configured: PrivateJwk[] | undefined;
+  /** SIGNING_ALG: the algorithm of keys Tessera generates. */
+  alg: SigningAlg;
+  /** ACCESS_TOKEN_TTL in seconds: how long a key stays published after it stopped signing. */
+  accessTokenTtl: number;
+}
 
 /**
- * The access-token signing keys: from `SIGNING_KEYS`, or generated on first
- * start and kept in the database with the private part sealed under a key
- * derived from TESSERA_SECRET. The first key signs; all are published.
+ * The access-token signing keys: from `SIGNING_KEYS` (the first signs, all are published),
+ * or generated and kept in the database with the private part sealed. Database keys rotate:
+ * a new key is published at once and signs from its `signsFrom`; the key it replaced stays
+ * published until every token it signed has expired. Changing SIGNING_ALG rotates the same way.
  */
 export class KeyRing {
-  #keys: LoadedKey[] = [];
+  /** Newest first, by when they start signing. */
+  #keys: SigningKey[] = [];
   #lastReload = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly store: KeyStore,
-    private readonly fromConfig: boolean,
+    private readonly options: KeyRingOptions,
     private readonly sealingKey: Buffer,
   ) {}
 
-  static async load(store: KeyStore, secret: string, configured: PrivateJwk[] | undefined, now: Date): Promise<KeyRing> {
-    const ring = new KeyRing(store, configured !== undefined, deriveKey(secret, 'signing-key-encryption'));
-    if (configured) {
-      ring.#keys = await Promise.all(configured.map((jwk) => loadKey(jwk)));
-    } else {
-      await store.ensureSigningKey(async () => {
-        const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-        const kid = randomUUID();
-        const jwk = { ...(await exportJWK(privateKey)), kid };
-        const { d: _private, ...publicJwk } = jwk;
-        return { kid, publicJwk, privateJwkSealed: seal(ring.sealingKey, JSON.stringify(jwk)) };
-      }, now);
-      await ring.#reloadFromStore();
+  static async load(store: KeyStore, options: KeyRingOptions, now: Date): Promise<KeyRing> {
+    const ring = new KeyRing(store, options, sealingKeyFor(options.secret));
+    if (options.configured) {
+      ring.#keys = await Promise.all(options.configured.map((jwk) => loadKey(jwk, new Date(0))));
+      return ring;
     }
+    // The first key signs at once; a change of SIGNING_ALG rotates to a key of the new algorithm.
+    await store.ensureSigningKey(() => generateSigningKey(options.alg, ring.sealingKey), now);
+    await store.ensureSigningKey(
+      () => generateSigningKey(options.alg, ring.sealingKey, new Date(now.getTime() + ROTATION_DELAY_SECONDS * 1000)),
+      now,
+      undefined,
+      (keys) => keys.at(-1)?.alg !== options.alg,
+    );
+    await ring.reload();
     return ring;
   }
 
-  /** The key new tokens are signed with. */
-  get current(): { kid: string; privateKey: CryptoKey } {
-    return this.#keys[0]!;
+  /** Looks for keys added or retired by other nodes every few seconds, until `close()`. */
+  watch(): this {
+    if (!this.options.configured && !this.#timer) {
+      // A failed look (database down) keeps the keys we have; the next one tries again.
+      this.#timer = setInterval(() => this.reload().catch(() => {}), RELOAD_EVERY_MS).unref();
+    }
+    return this;
   }
 
-  /** The public JWKS, as served at /.well-known/jwks.json. */
-  jwks(): { keys: JWK[] } {
-    return { keys: this.#keys.map((k) => k.publicJwk) };
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
-  /** The public key for a `kid`; `kid` is only ever a lookup key, never a URL or a key. */
-  async publicKey(kid: string): Promise<CryptoKey | undefined> {
-    const found = this.#keys.find((k) => k.kid === kid);
-    if (found || this.fromConfig) return found?.publicKey;
-    // Another node may have added a key since we loaded: look again, but not on every bad token.
-    if (Date.now() - this.#lastReload < RELOAD_INTERVAL_MS) return undefined;
-    await this.#reloadFromStore();
-    return this.#keys.find((k) => k.kid === kid)?.publicKey;
+  /** The key new tokens are signed with at `now`: the newest whose time has come. */
+  signingKey(now: Date): SigningKey {
+    return this.#keys.find((k) => k.signsFrom <= now) ?? this.#keys.at(-1)!;
   }
 
-  async #reloadFromStore(): Promise<void> {
+  /** The public JWKS, as served at /.well-known/jwks.json: every key a live token may name, and the next one. */
+  jwks(now: Date): { keys: JWK[] } {
+    return { keys: this.#published(now).map((k) => k.publicJwk) };
+  }
+
+  /** The public key and its one algorithm for a `kid`; `kid` is only ever a lookup key, never a URL or a key. */
+  async publicKey(kid: string): Promise<{ key: CryptoKey; alg: SigningAlg } | undefined> {
+    let found = this.#keys.find((k) => k.kid === kid);
+    // Another node may have added a key since we looked: look again, but not on every bad token.
+    if (!found && !this.options.configured && Date.now() - this.#lastReload >= UNKNOWN_KID_RELOAD_MS) {
+      await this.reload();
+      found = this.#keys.find((k) => k.kid === kid);
+    }
+    return found && { key: found.publicKey, alg: found.alg };
+  }
+
+  /** Reads the keys again from the database; keys already held are not imported twice. */
+  async reload(): Promise<void> {
+    if (this.options.configured) return;
     this.#lastReload = Date.now();
     const rows = await this.store.listSigningKeys();
-    this.#keys = await Promise.all(rows.map((row) => loadKey(JSON.parse(this.#unseal(row.kid, row.privateJwkSealed)))));
+    const held = new Map(this.#keys.map((k) => [k.kid, k]));
+    const keys = await Promise.all(rows.map((row) => held.get(row.kid) ?? loadKey(JSON.parse(this.#unseal(row)), row.signsFrom)));
+    this.#keys = keys.reverse();
   }
 
-  #unseal(kid: string, sealed: string): string {
+  /** Keys a token may still name at `now`, and keys about to sign. */
+  #published(now: Date): SigningKey[] {
+    if (this.options.configured) return this.#keys;
+    const statuses = keyStatuses(this.#keys, now, this.options.accessTokenTtl);
+    return this.#keys.filter((_key, i) => statuses[i] !== 'expired');
+  }
+
+  #unseal(row: StoredSigningKey): string {
     try {
-      return unseal(this.sealingKey, sealed);
+      return unseal(this.sealingKey, row.privateJwkSealed);
     } catch {
       throw new Error(
-        `the signing key ${kid} in the database was sealed with a different TESSERA_SECRET; ` +
+        `the signing key ${row.kid} in the database was sealed with a different TESSERA_SECRET; ` +
           'start with the secret it was created with (in development: DATA_DIR/secret), or supply keys with SIGNING_KEYS',
       );
     }
   }
 }
 
-async function loadKey(jwk: PrivateJwk | JWK): Promise<LoadedKey> {
-  const { d: _private, ...pub } = jwk;
-  const publicJwk: JWK = { kty: pub.kty, crv: pub.crv, x: pub.x, kid: pub.kid, alg: 'EdDSA', use: 'sig' };
+/**
+ * Where each key stands at `now` (keys newest first): `next` is published and not signing
+ * yet; `signing` signs new tokens; `published` stopped signing but tokens it signed may be
+ * alive; `expired` signed only tokens that have all expired: no longer published, and safe to retire.
+ */
+export type KeyStatus = 'next' | 'signing' | 'published' | 'expired';
+
+export function keyStatuses(keys: readonly { signsFrom: Date }[], now: Date, accessTokenTtl: number): KeyStatus[] {
+  const lifetime = (accessTokenTtl + PUBLISH_LEEWAY_SECONDS) * 1000;
+  const signing = keys.findIndex((k) => k.signsFrom <= now);
+  return keys.map((_key, i) => {
+    if (signing === -1 || i < signing) return 'next';
+    if (i === signing) return 'signing';
+    // A key stopped signing when the next one started; its tokens are dead `lifetime` after that.
+    return keys[i - 1]!.signsFrom.getTime() + lifetime > now.getTime() ? 'published' : 'expired';
+  });
+}
+
+export function sealingKeyFor(secret: string): Buffer {
+  return deriveKey(secret, 'signing-key-encryption');
+}
+
+/**
+ * A new key of `alg`, its private part sealed, signing from `signsFrom` (default: as soon
+ * as it is stored). Used at first start, by rotation and by `tessera keys rotate`.
+ */
+export async function generateSigningKey(alg: SigningAlg, sealingKey: Buffer, signsFrom?: Date): Promise<NewSigningKey> {
+  const { privateKey } = await generateKeyPair(alg, {
+    extractable: true,
+    ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : alg === 'RS256' ? { modulusLength: RSA_MIN_BITS } : {}),
+  });
+  const kid = randomUUID();
+  const jwk = { ...(await exportJWK(privateKey)), kid };
+  return { kid, alg, signsFrom, publicJwk: publicPart(jwk, alg), privateJwkSealed: seal(sealingKey, JSON.stringify(jwk)) };
+}
+
+async function loadKey(jwk: PrivateJwk | JWK, signsFrom: Date): Promise<SigningKey> {
+  const alg = algOfJwk(jwk);
+  if (!alg) throw new Error(`signing key ${String(jwk.kid)} is of an unsupported type`);
+  const publicJwk = publicPart(jwk, alg);
   return {
-    kid: jwk.kid!,
-    privateKey: (await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey,
-    publicKey: (await importJWK(publicJwk, 'EdDSA')) as CryptoKey,
+    kid: jwk.kid as string,
+    alg,
+    signsFrom,
+    privateKey: (await importJWK({ ...jwk, alg } as JWK, alg)) as CryptoKey,
+    publicKey: (await importJWK(publicJwk, alg)) as CryptoKey,
     publicJwk,
   };
+}
+
+/** The public members of a key, with its `kid`, its one `alg` and `use: "sig"`. */
+function publicPart(jwk: PrivateJwk | JWK, alg: SigningAlg): JWK {
+  const members = jwk.kty === 'RSA' ? ['kty', 'n', 'e'] : jwk.kty === 'EC' ? ['kty', 'crv', 'x', 'y'] : ['kty', 'crv', 'x'];
+  return { ...Object.fromEntries(members.map((m) => [m, jwk[m as keyof typeof jwk]])), kid: jwk.kid as string, alg, use: 'sig' };
 }

@@ -42,5 +42,5 @@ export async function register(deps: RegisterDeps, input: RegisterInput): Promis
   );
   if (!user) throw new TesseraError('email_taken');
   if (input.transport === 'cookie') await endReplacedSession(deps, await tryRecognise(deps, input.cookieToken), now, input.meta);
-  return issueTokens(deps, { session: { ...session, user }, generation: 1, expiresAt: session.expiresAt, now });
+  return issueTokens(deps, { session: { ...session, user, authTime: now }, generation: 1, expiresAt: session.expiresAt, now });
 }

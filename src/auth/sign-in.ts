@@ -75,7 +75,14 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   await Promise.all([limits.clear('login_account_ip', `${email}|${meta.ip}`), limits.refund('login_account', email)]);
   if (user.disabled) throw new TesseraError('account_disabled');
   if (hasher.needsRehash(user.passwordHash)) {
-    await store.updatePasswordHash(user.id, await hasher.hash(input.password));
+    // bcrypt (imported) or old argon2 parameters: replaced now that the password is known. A failure (hash
+    // queue full, database write refused) must not fail a sign-in that succeeded: the next one tries again.
+    // Awaited, so the next sign-in on any node finds argon2id and shutdown (which drains requests) never cuts
+    // it off; conditional on the old hash, so a password change committed meanwhile is never undone.
+    await hasher
+      .hash(input.password)
+      .then((upgraded) => store.updatePasswordHash(user.id, upgraded, user.passwordHash))
+      .catch(() => {});
   }
 
   const now = deps.clock();
@@ -83,6 +90,6 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   await store.createSession(session, meta);
   if (input.transport === 'cookie') await endReplacedSession(deps, await fromCookie(), now, meta);
   // The record without its credentials: tokens and what callers log never carry the hash.
-  const record = { id: user.id, email: user.email, name: user.name, createdAt: user.createdAt };
-  return issueTokens(deps, { session: { ...session, user: record }, generation: 1, expiresAt: session.expiresAt, now });
+  const { passwordHash: _hash, disabled: _disabled, ...record } = user;
+  return issueTokens(deps, { session: { ...session, user: record, authTime: now }, generation: 1, expiresAt: session.expiresAt, now });
 }

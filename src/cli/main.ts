@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { setUserDisabled } from '../auth/set-user-disabled.js';
 import { configOrExit, createLogger, openStore } from './setup.js';
+import { keysCommand } from './keys.js';
+import { usersImport, usersRoles } from './users.js';
 
 const USAGE = `Usage: tessera <command>
 
@@ -9,6 +11,12 @@ Commands:
   migrate                apply pending database migrations and exit
   users disable EMAIL    a disabled user cannot sign in and all their sessions stop at once
   users enable EMAIL     undo "users disable"
+  users import FILE      create users from a JSON-lines file; nothing is imported if a line is bad
+  users roles EMAIL a,b  replace the user's roles ("" clears them)
+  keys list              the signing keys: next, signing, published (tokens may be alive) or expired
+  keys rotate [--alg A]  add a key (EdDSA, ES256 or RS256; default SIGNING_ALG): published now, signs 60 s later
+  keys retire KID [--force]
+                         stop publishing a key; refused while tokens it signed may be alive unless --force
 
 Configuration is read from environment variables; see docs/configuration.md.`;
 
@@ -36,6 +44,12 @@ async function main(argv: string[]): Promise<number> {
     }
     process.stdout.write(`${sub === 'disable' ? 'disabled' : 'enabled'} ${email}\n`);
     return 0;
+  }
+  if (command === 'users' && sub === 'import' && arg && argv.length === 3) return usersImport(arg);
+  if (command === 'users' && sub === 'roles' && arg && argv.length === 4) return usersRoles(arg, argv[3]!);
+  if (command === 'keys') {
+    const code = await keysCommand(argv.slice(1));
+    if (code !== undefined) return code;
   }
   process.stderr.write(`${USAGE}\n`);
   return command === undefined || command === 'help' || command === '--help' ? 0 : 2;

@@ -6,6 +6,10 @@ export interface User {
   email: string;
   name: string;
   createdAt: string;
+  /** role names, as access tokens carry them in `roles` */
+  roles: string[];
+  orgId: string | null;
+  emailVerified: boolean;
 }
 
 export interface SessionInfo {

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose';
 import { TesseraError } from './errors.js';
+import { SIGNING_ALGS, type SigningAlg } from './signing-alg.js';
 import { isUuid } from './uuid.js';
 
-export const ACCESS_TOKEN_ALG = 'EdDSA';
 export const ACCESS_TOKEN_TYP = 'at+jwt';
-/** Tokens are a few hundred bytes; anything far longer is refused before it is parsed. */
-const MAX_TOKEN_LENGTH = 4096;
+/** An access token larger than this is refused at issue (a claims hook that put too much in) and at verification. */
+export const MAX_ACCESS_TOKEN_BYTES = 8 * 1024;
+/** Claims Tessera sets: a claims hook may not override them. */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'iss', 'aud', 'sub', 'sid', 'iat', 'exp', 'nbf', 'jti', 'typ', 'amr', 'auth_time', 'roles', 'org_id',
+]);
 /** Clock skew allowed between Tessera and the services verifying its tokens, in seconds. */
 const CLOCK_TOLERANCE = 30;
 
@@ -28,35 +32,68 @@ export interface AccessTokenClaims {
   iat: number;
   exp: number;
   jti: string;
+  /** omitted when the user has none */
+  roles?: string[];
+  org_id?: string;
+  /** how the session was authenticated (RFC 8176) */
+  amr: string[];
+  /** when the user authenticated, in seconds */
+  auth_time: number;
+  [claim: string]: unknown;
+}
+
+/** Who a token speaks for: the session, its user's roles and organisation, how they signed in. */
+export interface AccessTokenSubject {
+  userId: string;
+  sessionId: string;
+  roles: readonly string[];
+  orgId: string | null;
+  amr: readonly string[];
+  authTime: Date;
 }
 
 /**
- * Signs an access token with the current signing key.
+ * Signs an access token with a signing key, under that key's one algorithm. `extra` are
+ * the claims of an embedding application's hook; they may not override Tessera's own.
  *
  * @example
- * const token = await signAccessToken(key, { sub: user.id, sid: session.id }, options, new Date());
+ * const token = await signAccessToken(keys.signingKey(now), subject, options, now);
  */
 export async function signAccessToken(
-  key: { kid: string; privateKey: CryptoKey },
-  subject: { sub: string; sid: string },
+  key: { kid: string; alg: SigningAlg; privateKey: CryptoKey },
+  subject: AccessTokenSubject,
   options: AccessTokenOptions,
   now: Date,
+  extra: Record<string, unknown> = {},
 ): Promise<string> {
+  const overridden = Object.keys(extra).filter((claim) => RESERVED_CLAIMS.has(claim));
+  if (overridden.length) throw new Error(`the claims hook may not set ${overridden.join(', ')}: Tessera sets these claims itself`);
   const iat = Math.floor(now.getTime() / 1000);
-  return new SignJWT({ sid: subject.sid })
-    .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, typ: ACCESS_TOKEN_TYP, kid: key.kid })
+  const token = await new SignJWT({
+    ...extra,
+    sid: subject.sessionId,
+    ...(subject.roles.length ? { roles: subject.roles } : {}),
+    ...(subject.orgId !== null ? { org_id: subject.orgId } : {}),
+    amr: subject.amr,
+    auth_time: Math.floor(subject.authTime.getTime() / 1000),
+  })
+    .setProtectedHeader({ alg: key.alg, typ: ACCESS_TOKEN_TYP, kid: key.kid })
     .setIssuer(options.issuer)
     .setAudience(options.audience)
-    .setSubject(subject.sub)
+    .setSubject(subject.userId)
     .setIssuedAt(iat)
     .setExpirationTime(iat + options.ttl)
     .setJti(randomUUID())
     .sign(key.privateKey);
+  if (token.length > MAX_ACCESS_TOKEN_BYTES) {
+    throw new Error(`an access token of ${token.length} bytes was refused: the limit is ${MAX_ACCESS_TOKEN_BYTES} (the claims hook adds too much)`);
+  }
+  return token;
 }
 
 /**
  * Verifies an access token: only canonical base64url (no `=`, no `+` or `/`, unused bits
- * zero); only EdDSA and `typ: at+jwt`; `kid` is only a lookup key
+ * zero); `typ: at+jwt`, and only the algorithm of the key its `kid` names; `kid` is only a lookup key
  * into keys we hold (embedded `jwk`, `jku`, `x5u`, `x5c` are never consulted); signature
  * first, then `iss`, `aud`, `exp`, `iat` (not in the future) and `nbf`; any `crit` refused.
  * Any failure is a `TesseraError('unauthorized')`.
@@ -66,13 +103,13 @@ export async function signAccessToken(
  */
 export async function verifyAccessToken(
   token: string,
-  publicKey: (kid: string) => Promise<CryptoKey | undefined>,
+  publicKey: (kid: string) => Promise<{ key: CryptoKey; alg: SigningAlg } | undefined>,
   options: AccessTokenOptions,
   now: Date,
 ): Promise<AccessTokenClaims> {
   // One spelling per token (RFC 7515 §2): padded, standard-alphabet or dirty-bit variants of a
   // genuine token are other strings for the same signature, and would slip past any deny-list keyed on the text.
-  if (token.length > MAX_TOKEN_LENGTH || !isCanonicalCompactJws(token)) {
+  if (token.length > MAX_ACCESS_TOKEN_BYTES || !isCanonicalCompactJws(token)) {
     throw new TesseraError('unauthorized', { detail: 'The access token is not valid' });
   }
   try {
@@ -81,12 +118,14 @@ export async function verifyAccessToken(
       async (header: JWTHeaderParameters) => {
         // Tessera never issues `crit`; jose would accept extensions it knows (b64), so refuse them all.
         if (header.crit !== undefined) throw new joseErrors.JWSInvalid('crit header');
-        const key = typeof header.kid === 'string' ? await publicKey(header.kid) : undefined;
-        if (!key) throw new joseErrors.JWKSNoMatchingKey();
-        return key;
+        const found = typeof header.kid === 'string' ? await publicKey(header.kid) : undefined;
+        if (!found) throw new joseErrors.JWKSNoMatchingKey();
+        // A key verifies only under the algorithm it was made for.
+        if (header.alg !== found.alg) throw new joseErrors.JOSEAlgNotAllowed('not the algorithm of this key');
+        return found.key;
       },
       {
-        algorithms: [ACCESS_TOKEN_ALG],
+        algorithms: [...SIGNING_ALGS],
         typ: ACCESS_TOKEN_TYP,
         issuer: options.issuer,
         audience: options.audience,

@@ -1,19 +1,14 @@
 import { availableParallelism } from 'node:os';
 import { parseDuration } from './duration.js';
+import { SIGNING_ALGS, privateJwkMembers, privateJwkProblem, type PrivateJwk, type SigningAlg } from './signing-alg.js';
+
+export type { PrivateJwk } from './signing-alg.js';
 
 export type SameSite = 'strict' | 'lax' | 'none';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 /** `session`: PostgreSQL directly, or a session pooler; `transaction`: PgBouncer `pool_mode = transaction`. */
 export type DatabasePooler = 'session' | 'transaction';
 
-/** A private Ed25519 key as a JWK, as supplied in `SIGNING_KEYS`. */
-export interface PrivateJwk {
-  kty: 'OKP';
-  crv: 'Ed25519';
-  x: string;
-  d: string;
-  kid: string;
-}
 
 export interface RateLimitConfig {
   /** Login failures per account per IP per window. */
@@ -47,6 +42,8 @@ export interface Config {
   databasePooler: DatabasePooler;
   dataDir: string;
   signingKeys: PrivateJwk[] | undefined;
+  /** The algorithm of keys Tessera generates (SIGNING_KEYS bring their own). */
+  signingAlg: SigningAlg;
   audience: string;
   /** undefined in development means "generate one into dataDir". */
   secret: string | undefined;
@@ -175,6 +172,12 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     signingKeys = parseSigningKeys(rawKeys, errors);
   }
 
+  const rawAlg = value('SIGNING_ALG') ?? 'EdDSA';
+  const signingAlg = SIGNING_ALGS.find((alg) => alg.toLowerCase() === rawAlg.toLowerCase()) ?? 'EdDSA';
+  if (signingAlg.toLowerCase() !== rawAlg.toLowerCase()) {
+    errors.push(`SIGNING_ALG=${JSON.stringify(rawAlg)} is not valid: expected one of ${SIGNING_ALGS.join(', ')}`);
+  }
+
   const secret = value('TESSERA_SECRET');
   if (secret !== undefined && Buffer.byteLength(secret) < 32) {
     errors.push('TESSERA_SECRET is too short: it must be at least 32 bytes (try: openssl rand -base64 48)');
@@ -211,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     databasePooler,
     dataDir: value('DATA_DIR') ?? './.tessera',
     signingKeys,
+    signingAlg,
     audience: value('ACCESS_TOKEN_AUDIENCE') ?? publicUrl,
     secret,
     accessTokenTtl: duration('ACCESS_TOKEN_TTL', '15m'),
@@ -260,17 +264,14 @@ function parseSigningKeys(raw: string, errors: string[]): PrivateJwk[] | undefin
     return undefined;
   }
   const valid: PrivateJwk[] = [];
-  const ed25519Part = (v: unknown) => typeof v === 'string' && /^[A-Za-z0-9_-]{43}$/.test(v) && Buffer.from(v, 'base64url').length === 32;
   keys.forEach((key: Record<string, unknown>, i) => {
-    const ok =
-      key && key.kty === 'OKP' && key.crv === 'Ed25519' &&
-      ed25519Part(key.x) && ed25519Part(key.d) && typeof key.kid === 'string' && key.kid !== '';
-    if (!ok) {
-      errors.push(`SIGNING_KEYS key ${i} must be a private Ed25519 JWK: kty "OKP", crv "Ed25519", x and d (32 bytes each, base64url) and a kid`);
+    const problem = key && typeof key === 'object' ? privateJwkProblem(key) : 'is not an object';
+    if (problem) {
+      errors.push(`SIGNING_KEYS key ${i} ${problem}: expected a private JWK with a kid (Ed25519, P-256 or RSA of 2048 bits or more)`);
     } else if (valid.some((k) => k.kid === key.kid)) {
       errors.push(`SIGNING_KEYS key ${i} repeats kid ${JSON.stringify(key.kid)}: every key needs its own kid`);
     } else {
-      valid.push({ kty: 'OKP', crv: 'Ed25519', x: key.x as string, d: key.d as string, kid: key.kid as string });
+      valid.push(privateJwkMembers(key as PrivateJwk));
     }
   });
   return valid;

@@ -14,6 +14,10 @@ export const SECURITY_EVENT_TYPES = [
   'sessions_revoked',
   'password_changed',
   'reuse_detected',
+  /** created by `tessera users import` (not `registered`: the user did not sign up here) */
+  'imported',
+  /** the set of roles replaced (`tessera users roles`) */
+  'roles_changed',
 ] as const;
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];
 

@@ -26,6 +26,8 @@ const EVENT_NAMES: Record<SecurityEventType, string> = {
   sessions_revoked: 'Other sessions signed out',
   password_changed: 'Password changed',
   reuse_detected: 'Token reuse detected — session ended',
+  imported: 'Account imported',
+  roles_changed: 'Roles changed',
 };
 
 function notice(key: string | undefined) {

@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { ClaimsHook } from '../auth/issue-tokens.js';
 import { KeyRing } from '../auth/key-ring.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { RateLimits } from '../auth/rate-limits.js';
@@ -48,6 +49,8 @@ export interface BuildOptions {
   redisPrefix?: string;
   /** TESSERA_SECRET, resolved (in development it may come from DATA_DIR). */
   secret: string;
+  /** Extra claims for access tokens, when Tessera is embedded; Tessera's own claims cannot be overridden. */
+  claims?: ClaimsHook;
 }
 
 /**
@@ -86,7 +89,12 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     config,
     store,
     clock,
-    keys: await KeyRing.load(store, options.secret, config.signingKeys, clock()),
+    keys: (await KeyRing.load(
+      store,
+      { secret: options.secret, configured: config.signingKeys, alg: config.signingAlg, accessTokenTtl: config.accessTokenTtl },
+      clock(),
+    )).watch(),
+    claims: options.claims,
     hasher: new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue),
     refreshTokens: new RefreshTokenCodec(options.secret),
     limits: new RateLimits(
@@ -163,6 +171,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   demoRoutes(app);
 
   app.addHook('onClose', async () => {
+    tessera.keys.close();
     await tessera.limits.close();
   });
   await app.ready();

@@ -7,6 +7,7 @@ import type { AccessTokenOptions } from '../core/access-token.js';
 import type { Config } from '../core/config.js';
 import type { RefreshPolicy } from '../core/decide-refresh.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
+import type { ClaimsHook } from '../auth/issue-tokens.js';
 import type { KeyRing } from '../auth/key-ring.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { RateLimits } from '../auth/rate-limits.js';
@@ -20,6 +21,8 @@ export interface Tessera {
   config: Config;
   store: Store;
   keys: KeyRing;
+  /** The embedding application's claims hook, if any. */
+  claims: ClaimsHook | undefined;
   hasher: PasswordHasher;
   refreshTokens: RefreshTokenCodec;
   limits: RateLimits;

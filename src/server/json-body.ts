@@ -1,11 +1,6 @@
 import { TesseraError } from '../core/errors.js';
+import { holdsUnstorableText } from '../core/storable-text.js';
 import type { App } from './context.js';
-
-/**
- * A lone surrogate (half of a UTF-16 pair, which no UTF-8 text can hold) or U+0000, in
- * a string or a key. Without the `u` flag the pattern sees code units, so halves are visible.
- */
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * Replaces Fastify's `application/json` parser with a strict one (SPEC §10): the body must
@@ -37,23 +32,4 @@ export function registerStrictJsonParser(app: App): void {
       done(null, value);
     });
   });
-}
-
-/** Walks every string and key, without recursion: a 16 KiB body can nest thousands of levels deep. */
-function holdsUnstorableText(root: unknown): boolean {
-  const pending: unknown[] = [root];
-  while (pending.length > 0) {
-    const value = pending.pop();
-    if (typeof value === 'string') {
-      if (UNSTORABLE.test(value)) return true;
-    } else if (Array.isArray(value)) {
-      for (const item of value) pending.push(item);
-    } else if (typeof value === 'object' && value !== null) {
-      for (const [key, item] of Object.entries(value)) {
-        if (UNSTORABLE.test(key)) return true;
-        pending.push(item);
-      }
-    }
-  }
-  return false;
 }

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { ERROR_CODES } from '../core/errors.js';
+import { EMAIL_MAX_LENGTH, EMAIL_MIN_LENGTH, EMAIL_PATTERN, NAME_MAX_LENGTH, NAME_PATTERN } from '../core/user-fields.js';
 import { SECURITY_EVENT_TYPES } from '../core/vocabulary.js';
 
 /**
@@ -9,10 +10,9 @@ import { SECURITY_EVENT_TYPES } from '../core/vocabulary.js';
 
 // Surrounding spaces are allowed here and trimmed by normalizeEmail (pasted addresses often carry them).
 // Control characters (NUL above all, which PostgreSQL text refuses) are not part of any address or name.
-const Email = Type.String({
-  minLength: 3, maxLength: 254, pattern: '^\\s*[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+\\s*$', examples: ['ada@example.com'],
-});
-const Name = Type.String({ maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]*$' });
+// The rules live in core/user-fields.ts, shared with `tessera users import`.
+const Email = Type.String({ minLength: EMAIL_MIN_LENGTH, maxLength: EMAIL_MAX_LENGTH, pattern: EMAIL_PATTERN, examples: ['ada@example.com'] });
+const Name = Type.String({ maxLength: NAME_MAX_LENGTH, pattern: NAME_PATTERN });
 // No maxLength here: a too-long password must be `weak_password`, not a schema error.
 const Password = Type.String({ description: '8 to 1024 characters', examples: ['correct horse battery staple'] });
 const Transport = Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
@@ -27,6 +27,9 @@ export const User = Type.Object({
   email: Type.String(),
   name: Type.String(),
   createdAt: DateTime,
+  roles: Type.Array(Type.String(), { description: 'Role names, carried by access tokens as `roles`' }),
+  orgId: Type.Union([Type.String(), Type.Null()], { description: 'The organisation, carried by access tokens as `org_id`' }),
+  emailVerified: Type.Boolean(),
 });
 
 export const TokenResponse = Type.Object({

@@ -18,5 +18,8 @@ export function tokenResponse(reply: FastifyReply, config: Config, tokens: Token
 }
 
 export function publicUser(user: UserRecord): User {
-  return { id: user.id, email: user.email, name: user.name, createdAt: user.createdAt.toISOString() };
+  return {
+    id: user.id, email: user.email, name: user.name, createdAt: user.createdAt.toISOString(), roles: user.roles, orgId: user.orgId,
+    emailVerified: user.emailVerified,
+  };
 }

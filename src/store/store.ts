@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Compilable, type Kysely, type Transaction } from 'kysely';
+import { sql, type Compilable, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { NextState, SessionState } from '../core/decide-refresh.js';
 import type { RequestMeta, RevokeReason, SecurityEventType } from '../core/vocabulary.js';
-import type { Database } from './schema.js';
+import type { Database, UsersTable } from './schema.js';
 
 export interface UserRecord {
   id: string;
   email: string;
   name: string;
   createdAt: Date;
+  roles: string[];
+  orgId: string | null;
+  /** never in tokens unless a claims hook puts it there */
+  metadata: Record<string, unknown>;
+  emailVerified: boolean;
 }
 
 export interface UserWithCredentials extends UserRecord {
@@ -23,12 +28,17 @@ export interface NewSession {
   now: Date;
   expiresAt: Date;
   absoluteExpiresAt: Date;
+  /** how the user authenticated (RFC 8176); the column's default is `['pwd']`, a password */
+  amr?: string[];
 }
 
 export interface RefreshableSession extends SessionState {
   id: string;
   salt: Buffer;
   user: UserRecord;
+  amr: string[];
+  /** when the user authenticated: the session's start */
+  authTime: Date;
 }
 
 export interface SessionSummary {
@@ -40,6 +50,19 @@ export interface SessionSummary {
   userAgent: string | null;
 }
 
+/** A signing key as kept: the private part sealed under a key derived from TESSERA_SECRET. */
+export interface StoredSigningKey {
+  kid: string;
+  /** EdDSA | ES256 | RS256 */
+  alg: string;
+  /** A rotated-in key is published at once and signs from here on. */
+  signsFrom: Date;
+  publicJwk: Record<string, unknown>;
+  privateJwkSealed: string;
+}
+
+export type NewSigningKey = Omit<StoredSigningKey, 'alg' | 'signsFrom'> & Partial<Pick<StoredSigningKey, 'alg' | 'signsFrom'>>;
+
 export interface SecurityEvent {
   type: SecurityEventType;
   createdAt: Date;
@@ -48,11 +71,29 @@ export interface SecurityEvent {
   sessionId: string | null;
 }
 
+/** A user brought in by `tessera users import`, validated and in stored form. */
+export interface ImportedUser {
+  id: string;
+  /** normalized */
+  email: string;
+  name: string;
+  /** argon2 or bcrypt, verbatim, or an unusable marker */
+  passwordHash: string;
+  roles: string[];
+  orgId: string | null;
+  /** a serialised JSON object */
+  metadata: string;
+  /** verified as of the import */
+  emailVerified: boolean;
+}
+
 /** Transactions the engine refused for a conflict (serialization failure, deadlock) are tried this many times. */
 const MAX_TRANSACTION_ATTEMPTS = 5;
 /** How long a purge may hold its lease before another node may take over (a node that died holding it). */
 const PURGE_LEASE_SECONDS = 10 * 60;
 const SIGNING_KEY_LEASE_SECONDS = 30;
+/** Users per statement of an import: 10 parameters each, far below PostgreSQL's 65535 per statement. */
+const IMPORT_BATCH = 1000;
 
 /**
  * All of Tessera's SQL, shaped around the domain. The same statements run on
@@ -78,9 +119,9 @@ export class Store {
         // co-located: both sides are keyed by the same user id
         .innerJoin('users', 'users.id', 'sessions.user_id')
         .select([
-          'sessions.id', 'sessions.user_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
+          'sessions.id as session_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
           'sessions.rotated_at', 'sessions.expires_at', 'sessions.absolute_expires_at', 'sessions.revoked_at',
-          'sessions.revoked_reason', 'users.disabled_at', 'users.email', 'users.name', 'users.created_at',
+          'sessions.revoked_reason', 'sessions.amr', 'sessions.created_at as auth_time', ...USER_COLUMNS,
         ]);
     this.#sessionForRefresh = precompiled(db, ['\u0000user', '\u0000id'], (userId: string, id: string) =>
       refreshRead().where('sessions.user_id', '=', userId).where('users.id', '=', userId).where('sessions.id', '=', id),
@@ -91,7 +132,7 @@ export class Store {
       db
         .selectFrom('sessions')
         .innerJoin('users', 'users.id', 'sessions.user_id')
-        .select(['sessions.id as session_id', 'users.id', 'users.email', 'users.name', 'users.created_at'])
+        .select(['sessions.id as session_id', ...USER_COLUMNS])
         .where('sessions.user_id', '=', userId)
         .where('users.id', '=', userId)
         .where('sessions.id', '=', id)
@@ -124,7 +165,7 @@ export class Store {
           .execute();
         await insertSession(trx, session, meta);
         await insertEvent(trx, user.id, session.id, 'registered', meta, session.now);
-        return { id: user.id, email: user.email, name: user.name, createdAt: session.now };
+        return { id: user.id, email: user.email, name: user.name, createdAt: session.now, roles: [], orgId: null, metadata: {}, emailVerified: false };
       });
     } catch (error) {
       if ((error as { code?: string }).code === '23505') return undefined;
@@ -148,8 +189,14 @@ export class Store {
     return row && toUserWithCredentials(row);
   }
 
-  async updatePasswordHash(userId: string, passwordHash: string): Promise<void> {
-    await this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
+  /**
+   * Sets a user's password hash; with `replacing`, only while the stored hash is still that
+   * one, so a rehash at login never undoes a password change that committed meanwhile.
+   */
+  async updatePasswordHash(userId: string, passwordHash: string, replacing?: string): Promise<void> {
+    let query = this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId);
+    if (replacing !== undefined) query = query.where('password_hash', '=', replacing);
+    await query.execute();
   }
 
   /** Disables or enables a user; false if no such email. A disabled user's sessions stop working at once. */
@@ -191,8 +238,10 @@ export class Store {
     const row = await (userId === undefined ? this.#sessionForRefreshV1(id) : this.#sessionForRefresh(userId, id));
     if (!row) return undefined;
     return {
-      id: row.id,
-      user: { id: row.user_id, email: row.email, name: row.name, createdAt: row.created_at },
+      id: row.session_id,
+      user: toUserRecord(row),
+      amr: row.amr,
+      authTime: row.auth_time,
       salt: Buffer.from(row.salt),
       generation: row.generation,
       parentGeneration: row.parent_generation,
@@ -261,7 +310,7 @@ export class Store {
   async findActiveSession(userId: string, id: string, now: Date): Promise<{ sessionId: string; user: UserRecord } | undefined> {
     const row = await this.#activeSession(userId, id, now);
     if (!row) return undefined;
-    return { sessionId: row.session_id, user: { id: row.id, email: row.email, name: row.name, createdAt: row.created_at } };
+    return { sessionId: row.session_id, user: toUserRecord(row) };
   }
 
   async listActiveSessions(userId: string, now: Date): Promise<SessionSummary[]> {
@@ -347,31 +396,32 @@ export class Store {
 
   // ---- signing keys ------------------------------------------------------------
 
-  async listSigningKeys(): Promise<{ kid: string; publicJwk: Record<string, unknown>; privateJwkSealed: string }[]> {
-    const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').execute();
-    return rows.map((r) => ({ kid: r.kid, publicJwk: r.public_jwk, privateJwkSealed: r.private_jwk_sealed }));
+  /** Every signing key, oldest first (by when it starts signing). */
+  async listSigningKeys(): Promise<StoredSigningKey[]> {
+    const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('signs_from').orderBy('kid').execute();
+    return rows.map((r) => ({ kid: r.kid, alg: r.alg, signsFrom: r.signs_from, publicJwk: r.public_jwk, privateJwkSealed: r.private_jwk_sealed }));
   }
 
   /**
-   * Inserts a signing key unless one exists. Nodes starting together agree on one key: the
-   * node holding the `signing-key` lease creates it, the others wait until it is there.
+   * Adds a signing key made by `create` while `needed(keys)` holds (by default: while there
+   * is none). Nodes starting together agree on one key: the node holding the `signing-key`
+   * lease creates it, the others wait until it is there.
    */
   async ensureSigningKey(
-    create: () => Promise<{ kid: string; publicJwk: object; privateJwkSealed: string }>, now: Date, holder = randomUUID(),
+    create: () => Promise<NewSigningKey>,
+    now: Date,
+    holder = randomUUID(),
+    needed: (keys: StoredSigningKey[]) => boolean = (keys) => keys.length === 0,
   ): Promise<void> {
     const started = Date.now();
     const deadline = started + 2 * SIGNING_KEY_LEASE_SECONDS * 1000;
-    while (!(await this.#hasSigningKey())) {
+    while (needed(await this.listSigningKeys())) {
       // `now` moved on by the time waited: a lease left by a node that died expires for us too.
       const at = new Date(now.getTime() + (Date.now() - started));
       if (await this.claimLease('signing-key', holder, at, SIGNING_KEY_LEASE_SECONDS)) {
         try {
-          if (await this.#hasSigningKey()) return;
-          const key = await create();
-          await this.db
-            .insertInto('signing_keys')
-            .values({ kid: key.kid, public_jwk: JSON.stringify(key.publicJwk), private_jwk_sealed: key.privateJwkSealed, created_at: now })
-            .execute();
+          if (!needed(await this.listSigningKeys())) return;
+          await this.addSigningKey(await create(), now);
           return;
         } finally {
           await this.releaseLease('signing-key', holder);
@@ -382,8 +432,84 @@ export class Store {
     }
   }
 
-  async #hasSigningKey(): Promise<boolean> {
-    return (await this.db.selectFrom('signing_keys').select('kid').limit(1).executeTakeFirst()) !== undefined;
+  /** Publishes a key; it signs from `key.signsFrom` (default: `now`). */
+  async addSigningKey(key: NewSigningKey, now: Date): Promise<void> {
+    await this.db
+      .insertInto('signing_keys')
+      .values({
+        kid: key.kid, alg: key.alg ?? 'EdDSA', public_jwk: JSON.stringify(key.publicJwk), private_jwk_sealed: key.privateJwkSealed,
+        created_at: now, signs_from: key.signsFrom ?? now,
+      })
+      .execute();
+  }
+
+  /** Unpublishes a key for good; false if there was none. */
+  async deleteSigningKey(kid: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('signing_keys').where('kid', '=', kid).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  // ---- moving users in; roles ---------------------------------------------------------
+
+  /**
+   * Writes imported users in one transaction: per user its email's row (first, as at
+   * sign-up), its user row and an `imported` event, 1000 users per statement. If any email
+   * already has an account, the unique key of `user_emails` refuses it, nothing is written,
+   * and every email of the list that has an account is returned.
+   */
+  async importUsers(users: readonly ImportedUser[], now: Date, meta: RequestMeta): Promise<{ imported: number; taken: string[] }> {
+    const emails = users.map((u) => u.email);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await inTransaction(this.db, async (trx) => {
+          for (let i = 0; i < users.length; i += IMPORT_BATCH) {
+            const batch = users.slice(i, i + IMPORT_BATCH);
+            await trx.insertInto('user_emails').values(batch.map((u) => ({ email: u.email, user_id: u.id }))).execute();
+            await trx
+              .insertInto('users')
+              .values(batch.map((u) => ({
+                id: u.id, email: u.email, name: u.name, password_hash: u.passwordHash, created_at: now,
+                roles: u.roles, org_id: u.orgId, metadata: u.metadata, email_verified_at: u.emailVerified ? now : null,
+              })))
+              .execute();
+            await trx
+              .insertInto('security_events')
+              .values(batch.map((u) => ({
+                user_id: u.id, session_id: null, type: 'imported' as const, ip: meta.ip, user_agent: meta.userAgent, created_at: now,
+              })))
+              .execute();
+          }
+        });
+        return { imported: users.length, taken: [] };
+      } catch (error) {
+        if ((error as { code?: string }).code !== '23505') throw error;
+        const taken = await this.#takenEmails(emails);
+        if (taken.length > 0) return { imported: 0, taken };
+        // The email's holder was itself rolled back meanwhile (another import racing this one): try again.
+        if (attempt >= MAX_TRANSACTION_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  async #takenEmails(emails: readonly string[]): Promise<string[]> {
+    const taken: string[] = [];
+    for (let i = 0; i < emails.length; i += IMPORT_BATCH) {
+      const rows = await this.db.selectFrom('user_emails').select('email').where('email', 'in', emails.slice(i, i + IMPORT_BATCH)).execute();
+      for (const row of rows) taken.push(row.email);
+    }
+    return taken;
+  }
+
+  /** Replaces a user's roles and records `roles_changed`; false if no user has this email. Tokens carry them from the next refresh. */
+  async setUserRoles(email: string, roles: readonly string[], now: Date, meta: RequestMeta): Promise<boolean> {
+    const owner = await this.#ownerOf(email);
+    if (owner === undefined) return false;
+    return inTransaction(this.db, async (trx) => {
+      const result = await trx.updateTable('users').set({ roles: [...roles] }).where('id', '=', owner).executeTakeFirst();
+      if (result.numUpdatedRows === 0n) return false;
+      await insertEvent(trx, owner, null, 'roles_changed', meta, now);
+      return true;
+    });
   }
 
   // ---- leases: single-runner jobs on any PostgreSQL-wire engine ---------------------------
@@ -517,6 +643,7 @@ async function insertSession(db: Executor, s: NewSession, meta: RequestMeta): Pr
       absolute_expires_at: s.absoluteExpiresAt,
       ip: meta.ip,
       user_agent: meta.userAgent,
+      amr: s.amr,
     })
     .execute();
 }
@@ -541,10 +668,21 @@ async function revokeWhere(db: Executor, userId: string, exceptSessionId: string
   return Number(result.numUpdatedRows);
 }
 
-function toUserWithCredentials(row: {
-  id: string; email: string; name: string; password_hash: string; disabled_at: Date | null; created_at: Date;
-}): UserWithCredentials {
+/** What every read of a user selects: the record, without its credentials. */
+const USER_COLUMNS = [
+  'users.id', 'users.email', 'users.name', 'users.created_at', 'users.roles', 'users.org_id', 'users.metadata', 'users.email_verified_at',
+  'users.disabled_at',
+] as const;
+
+type UserRow = Pick<Selectable<UsersTable>, 'id' | 'email' | 'name' | 'created_at' | 'roles' | 'org_id' | 'metadata' | 'email_verified_at'>;
+
+function toUserRecord(row: UserRow): UserRecord {
   return {
-    id: row.id, email: row.email, name: row.name, createdAt: row.created_at, passwordHash: row.password_hash, disabled: row.disabled_at !== null,
+    id: row.id, email: row.email, name: row.name, createdAt: row.created_at, roles: row.roles, orgId: row.org_id, metadata: row.metadata,
+    emailVerified: row.email_verified_at !== null,
   };
+}
+
+function toUserWithCredentials(row: Selectable<UsersTable>): UserWithCredentials {
+  return { ...toUserRecord(row), passwordHash: row.password_hash, disabled: row.disabled_at !== null };
 }

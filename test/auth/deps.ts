@@ -39,9 +39,10 @@ export async function openWorld(backend: Backend, rateLimits: Partial<RateLimitC
   const clock = new FrozenClock();
   const limits = new RateLimits(true, { ...config.rateLimits, ...rateLimits }, new MemoryWindowCounter(() => clock.time));
   const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-  const keys: Pick<KeyRing, 'current' | 'publicKey'> = {
-    current: { kid: 'test-key', privateKey },
-    publicKey: async (kid) => (kid === 'test-key' ? publicKey : undefined),
+  const key = { kid: 'test-key', alg: 'EdDSA' as const, signsFrom: new Date(0), privateKey, publicKey, publicJwk: {} };
+  const keys: Pick<KeyRing, 'signingKey' | 'publicKey'> = {
+    signingKey: () => key,
+    publicKey: async (kid) => (kid === 'test-key' ? { key: publicKey, alg: 'EdDSA' } : undefined),
   };
   return {
     store: db.store,

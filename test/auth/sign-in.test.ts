@@ -35,9 +35,9 @@ describe.each(BACKENDS)('signIn on %s', (backend) => {
     expect(parsed?.sessionId).not.toBe(registered);
     expect(tokens).toMatchObject({ user: { id: userId, email }, expiresIn: w.accessTokenOptions.ttl });
     // the user record of a token response never carries credentials
-    expect(Object.keys(tokens.user).sort()).toEqual(['createdAt', 'email', 'id', 'name']);
+    expect(Object.keys(tokens.user).sort()).toEqual(['createdAt', 'email', 'emailVerified', 'id', 'metadata', 'name', 'orgId', 'roles']);
     const caller = await authenticate(authenticateDeps(w), tokens.accessToken);
-    expect(caller).toEqual({ sessionId: parsed?.sessionId, user: { id: userId, email, name: '', createdAt: tokens.user.createdAt } });
+    expect(caller).toEqual({ sessionId: parsed?.sessionId, user: { id: userId, email, name: '', createdAt: tokens.user.createdAt, roles: [], orgId: null, metadata: {}, emailVerified: false } });
     expect(await eventTypes(w, userId)).toEqual(['registered', 'login_succeeded']);
   });
 

@@ -180,7 +180,7 @@ describe.each(BACKENDS)('TesseraClient in Node, body transport, on %s', (backend
     const { client, net, tokens, states } = newClient();
     const email = newEmail();
     const user = await client.register({ email, password: PASSWORD, name: 'Ada' });
-    expect(user).toEqual({ id: expect.any(String), email, name: 'Ada', createdAt: expect.any(String) });
+    expect(user).toEqual({ id: expect.any(String), email, name: 'Ada', createdAt: expect.any(String), roles: [], orgId: null, emailVerified: false });
     expect(client.state).toEqual({ status: 'signed_in', user });
     expect(states.map((s) => s.status)).toEqual(['signed_in']);
     expect(tokens).toEqual([expect.stringMatching(/^tsr_/)]);

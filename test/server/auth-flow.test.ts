@@ -59,7 +59,7 @@ describe.each(BACKENDS)('auth flow on %s', (backend) => {
         tokenType: 'Bearer',
         expiresIn: 900,
         refreshToken: expect.stringMatching(/^tsr_/),
-        user: { id: expect.any(String), email: mixed.toLowerCase(), name: 'Ada Lovelace', createdAt: t.clock.now().toISOString() },
+        user: { id: expect.any(String), email: mixed.toLowerCase(), name: 'Ada Lovelace', createdAt: t.clock.now().toISOString(), roles: [], orgId: null, emailVerified: false },
       });
       // The body transport sets no cookie.
       expect(refreshCookie(res)).toBeUndefined();

@@ -192,7 +192,7 @@ describe.skipIf(!URL)('every hot statement touches one partition (PARTITION BY H
     for (const fragment of [
       'insert into "user_emails"', 'insert into "users"', 'insert into "sessions"', 'insert into "security_events"',
       'select "user_id" from "user_emails"', 'select * from "users"', 'update "sessions" set "generation"',
-      'update "sessions" set "revoked_at"', 'update "users" set "password_hash"', 'select "sessions"."id", "sessions"."user_id"',
+      'update "sessions" set "revoked_at"', 'update "users" set "password_hash"', 'select "sessions"."id" as "session_id", "sessions"."salt"',
       'select "sessions"."id" as "session_id"', 'select "id", "created_at", "last_used_at"', 'select "type", "created_at"',
       'select "id" from "security_events"',
     ]) {
@@ -331,6 +331,8 @@ function literal(client: pg.Client, value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (value instanceof Date) return client.escapeLiteral(value.toISOString());
   if (value instanceof Uint8Array) return client.escapeLiteral(`\\x${Buffer.from(value).toString('hex')}`);
+  // a text[] parameter, as pg sends it: an array literal
+  if (Array.isArray(value)) return client.escapeLiteral(`{${value.map((v) => JSON.stringify(String(v))).join(',')}}`);
   if (typeof value === 'object') return client.escapeLiteral(JSON.stringify(value));
   return client.escapeLiteral(String(value));
 }

@@ -110,7 +110,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const session = sessionFor(id, T0);
       const user = await store.createUserWithSession({ id, email, name: 'Grace', passwordHash: 'h1' }, session, META);
 
-      expect(user).toEqual({ id, email, name: 'Grace', createdAt: T0 });
+      expect(user).toEqual({ id, email, name: 'Grace', createdAt: T0, roles: [], orgId: null, metadata: {}, emailVerified: false });
       expect(user!.createdAt).toBeInstanceOf(Date);
 
       const row = await sessionRow(store, session.id);
@@ -210,7 +210,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
   describe('findUserByEmail / findUserById', () => {
     it('finds a user with credentials by email and by id', async () => {
       const { user, email } = await seedUser(store, T0, { name: 'Linus' });
-      const expected = { id: user.id, email, name: 'Linus', createdAt: T0, passwordHash: `$argon2id$hash-${user.id}`, disabled: false };
+      const expected = { id: user.id, email, name: 'Linus', createdAt: T0, roles: [], orgId: null, metadata: {}, emailVerified: false, passwordHash: `$argon2id$hash-${user.id}`, disabled: false };
 
       const byEmail = await store.findUserByEmail(email);
       const byId = await store.findUserById(user.id);
@@ -289,7 +289,9 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       expect(found!.user.createdAt).toBeInstanceOf(Date);
       expect(found).toEqual({
         id: session.id,
-        user: { id: user.id, email, name: 'Barbara', createdAt: T0 },
+        user: { id: user.id, email, name: 'Barbara', createdAt: T0, roles: [], orgId: null, metadata: {}, emailVerified: false },
+        amr: ['pwd'],
+        authTime: T0,
         salt: session.salt,
         generation: 1,
         parentGeneration: null,
@@ -452,7 +454,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       const { user, email, session } = await seedUser(store, T0, { name: 'Edsger' });
       expect(await store.findActiveSession(session.userId, session.id, at(HOUR))).toEqual({
         sessionId: session.id,
-        user: { id: user.id, email, name: 'Edsger', createdAt: T0 },
+        user: { id: user.id, email, name: 'Edsger', createdAt: T0, roles: [], orgId: null, metadata: {}, emailVerified: false },
       });
     });
 
@@ -697,7 +699,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
 
       expect(calls).toBe(1);
       expect(await own.store.listSigningKeys()).toEqual([
-        { kid: 'kid-1', publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x-1' }, privateJwkSealed: 'sealed-1' },
+        { kid: 'kid-1', alg: 'EdDSA', signsFrom: T0, publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x-1' }, privateJwkSealed: 'sealed-1' },
       ]);
     });
 

@@ -9,7 +9,7 @@ export function metaRoutes(app: App) {
   const { tessera } = app;
   app.get('/.well-known/jwks.json', {
     schema: { summary: 'Public keys that verify access tokens', tags: ['meta'], response: { 200: Jwks } },
-  }, async () => tessera.keys.jwks());
+  }, async () => tessera.keys.jwks(tessera.clock()));
 
   app.get('/healthz', {
     schema: { summary: 'Liveness: the process is up', tags: ['meta'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },

@@ -28,7 +28,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('alg', 'text', (c) => c.notNull().defaultTo('EdDSA'))
     .addColumn('signs_from', 'timestamptz')
     .execute();
-  await sql`update signing_keys set signs_from = created_at`.execute(db);
+  // Through the builder, not raw SQL: only the builder qualifies names with DATABASE_SCHEMA.
+  await (db as Kysely<{ signing_keys: { signs_from: Date; created_at: Date } }>)
+    .updateTable('signing_keys')
+    .set((eb) => ({ signs_from: eb.ref('created_at') }))
+    .execute();
   await db.schema.alterTable('signing_keys').alterColumn('signs_from', (c) => c.setNotNull()).execute();
 
   await db.schema.createIndex('users_disabled_at').on('users').column('disabled_at').where(sql.ref('disabled_at'), 'is not', null).execute();
