@@ -9,6 +9,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ClaimsHook } from '../auth/issue-tokens.js';
 import { KeyRing } from '../auth/key-ring.js';
+import { RevocationFeed } from '../auth/revocation-feed.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { RateLimits } from '../auth/rate-limits.js';
 import { MemoryWindowCounter, RedisWindowCounter } from '../auth/window-counter.js';
@@ -29,6 +30,7 @@ import { demoRoutes } from './routes/demo.js';
 import { metaRoutes } from './routes/meta.js';
 import { refreshAndLogoutRoutes } from './routes/refresh-and-logout.js';
 import { registerAndLoginRoutes } from './routes/register-and-login.js';
+import { revocationRoutes } from './routes/revocations.js';
 import { Problem } from './schemas.js';
 
 export const BODY_LIMIT = 16 * 1024;
@@ -95,6 +97,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       clock(),
     )).watch(),
     claims: options.claims,
+    revocations: new RevocationFeed({ store, clock, accessTokenTtl: config.accessTokenTtl, secret: options.secret }),
     hasher: new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue),
     refreshTokens: new RefreshTokenCodec(options.secret),
     limits: new RateLimits(
@@ -168,6 +171,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   refreshAndLogoutRoutes(app);
   accountRoutes(app);
   metaRoutes(app);
+  revocationRoutes(app);
   demoRoutes(app);
 
   app.addHook('onClose', async () => {

@@ -9,6 +9,7 @@ import type { RefreshPolicy } from '../core/decide-refresh.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { ClaimsHook } from '../auth/issue-tokens.js';
 import type { KeyRing } from '../auth/key-ring.js';
+import type { RevocationFeed } from '../auth/revocation-feed.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { RateLimits } from '../auth/rate-limits.js';
 import type { Store } from '../store/store.js';
@@ -23,6 +24,7 @@ export interface Tessera {
   keys: KeyRing;
   /** The embedding application's claims hook, if any. */
   claims: ClaimsHook | undefined;
+  revocations: RevocationFeed;
   hasher: PasswordHasher;
   refreshTokens: RefreshTokenCodec;
   limits: RateLimits;

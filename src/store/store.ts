@@ -363,6 +363,30 @@ export class Store {
     });
   }
 
+  /**
+   * Sessions ended since `since` (logout, revocation, reuse, password change), and the
+   * live sessions of users disabled since then, with when: what the revocation feed lists.
+   * Reads every shard on a distributed engine; the feed reads it once per node and caches it.
+   */
+  async listRevokedSince(since: Date, now: Date, limit: number): Promise<{ sessionId: string; revokedAt: Date }[]> {
+    const rows = await this.db
+      .selectFrom('sessions')
+      .select(['id', 'revoked_at as at'])
+      .where('revoked_at', '>', since)
+      .unionAll((eb) =>
+        eb
+          .selectFrom('users')
+          .innerJoin('sessions', 'sessions.user_id', 'users.id')
+          .select(['sessions.id', 'users.disabled_at as at'])
+          .where('users.disabled_at', '>', since)
+          .where('sessions.revoked_at', 'is', null)
+          .where('sessions.absolute_expires_at', '>', now),
+      )
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ sessionId: r.id, revokedAt: r.at! }));
+  }
+
   // ---- security events -----------------------------------------------------
 
   async recordEvent(userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date): Promise<void> {
