@@ -23,7 +23,7 @@ import type { Store } from '../store/store.js';
 import type { App, Tessera } from './context.js';
 import { isAllowedOrigin } from './cookie-transport.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
-import { registerStrictJsonParser } from './json-body.js';
+import { registerEmptyBodyParser, registerStrictJsonParser } from './json-body.js';
 import { registerPerIpLimits } from './per-ip-limits.js';
 import { accountRoutes } from './routes/account.js';
 import { demoRoutes } from './routes/demo.js';
@@ -122,9 +122,10 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler(routes));
 
-  // Only JSON bodies: 415 for anything else. A POST without any body is read as {}.
+  // Only JSON bodies: 415 for anything else. A POST with an empty body is read as {}, whatever its type.
   app.removeContentTypeParser(['text/plain']);
   registerStrictJsonParser(app);
+  registerEmptyBodyParser(app);
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined && request.method === 'POST') request.body = {};
   });

@@ -43,8 +43,8 @@ export function readRefreshCookie(request: FastifyRequest): string | undefined {
  * cannot be sent cross-site without a CORS preflight we would refuse; the
  * Origin and fetch-metadata checks stop what slips past (old browsers, lax setups).
  */
-export function assertSameSiteRequest(request: FastifyRequest, config: Config): void {
-  if (request.headers[CSRF_HEADER] !== '1') {
+export function assertSameSiteRequest(request: FastifyRequest, config: Config, headerRequired = true): void {
+  if (headerRequired && request.headers[CSRF_HEADER] !== '1') {
     throw new TesseraError('csrf_failed', { detail: 'Cookie requests must send the header X-Tessera-CSRF: 1' });
   }
   const origin = request.headers.origin;
@@ -62,11 +62,14 @@ export function isAllowedOrigin(origin: string, config: Config): boolean {
 
 /**
  * Which refresh token a request presents: the body's (mobile and server clients)
- * takes precedence, else the cookie, which must pass the cross-site checks.
+ * takes precedence, else the cookie, which must pass the cross-site checks. `headerRequired`
+ * false: the caller proved it is no cross-site page some other way (a logout's Bearer token).
  */
-export function presentedRefreshToken(request: FastifyRequest, config: Config, bodyToken: string | undefined): { token: string | undefined; transport: Transport } {
+export function presentedRefreshToken(
+  request: FastifyRequest, config: Config, bodyToken: string | undefined, headerRequired = true,
+): { token: string | undefined; transport: Transport } {
   if (bodyToken !== undefined) return { token: bodyToken, transport: 'body' };
   const cookie = readRefreshCookie(request);
-  if (cookie !== undefined) assertSameSiteRequest(request, config);
+  if (cookie !== undefined) assertSameSiteRequest(request, config, headerRequired);
   return { token: cookie, transport: 'cookie' };
 }

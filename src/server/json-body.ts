@@ -5,8 +5,8 @@ import type { App } from './context.js';
 /**
  * Replaces Fastify's `application/json` parser with a strict one (SPEC §10): the body must
  * be valid UTF-8, and no string or key may hold a lone surrogate or NUL. Everything else is
- * Fastify's own parser: the body limit (413 before any parsing), the empty-body and syntax
- * errors, and its `__proto__`/`constructor` poisoning checks.
+ * Fastify's own parser: the body limit (413 before any parsing), the syntax errors, and its
+ * `__proto__`/`constructor` poisoning checks. An empty body is `{}`, as for every content type.
  *
  * @example
  * registerStrictJsonParser(app); // before the routes
@@ -17,6 +17,7 @@ export function registerStrictJsonParser(app: App): void {
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, {});
     let text: string;
     try {
       text = utf8.decode(body as Buffer);
@@ -31,5 +32,16 @@ export function registerStrictJsonParser(app: App): void {
       }
       done(null, value);
     });
+  });
+}
+
+/**
+ * Any other content type: an empty body is `{}` (SPEC §6: `axios.post(url, null)` sends one as
+ * `application/x-www-form-urlencoded`), anything else 415.
+ */
+export function registerEmptyBodyParser(app: App): void {
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, {});
+    done(new TesseraError('unsupported_media_type', { detail: 'The request body must be application/json' }), undefined);
   });
 }
