@@ -1,12 +1,9 @@
 import { Server } from 'node:net';
-import { Redis } from 'ioredis';
 import { buildApp } from '../server/app.js';
+import { schedulePurge } from '../server/housekeeping.js';
+import { connectRedis } from '../server/redis.js';
 import { configOrExit, createLogger, openStore, resolveSecret } from './setup.js';
 
-/** How often a node tries to purge old sessions; only one node at a time actually does. */
-const PURGE_INTERVAL_MS = 10 * 60_000;
-/** How long a Redis command may take before the request it serves gets its 503. */
-const REDIS_COMMAND_TIMEOUT_MS = 250;
 /** How long in-flight requests get to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 /**
@@ -29,38 +26,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     logger.info('development mode: the refresh cookie is not Secure because PUBLIC_URL is http');
   }
 
-  let redis: Redis | undefined;
-  if (config.redisUrl) {
-    redis = new Redis(config.redisUrl, {
-      // Fail fast when Redis is away: a command is refused at once while disconnected (no
-      // offline queue, no retries) and given up after 250 ms when Redis does not answer, so
-      // a request that needs a limit check gets its 503 quickly instead of hanging.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
-      // Not auto-pipelined: ioredis sends one auto-pipeline at a time, so behind a silent Redis each
-      // batch waited for the previous one's 250 ms timeout first (503s after up to 500 ms).
-      enableAutoPipelining: false,
-    });
-    let redisDown = false;
-    redis.on('error', (error) => {
-      if (!redisDown) logger.warn({ err: { message: error.message } }, 'redis unreachable; requests that need a rate-limit check answer 503 until it is back');
-      redisDown = true;
-    });
-    redis.on('ready', () => {
-      if (redisDown) logger.info('redis is reachable again');
-      redisDown = false;
-    });
-    // Without an offline queue, commands sent before the first connection would fail: wait for it (bounded).
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 5_000);
-      redis!.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    logger.info('rate-limit counters are shared through Redis');
-  }
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
 
   let app;
   try {
@@ -77,18 +43,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   }
   logger.info(`Tessera is ready at ${config.publicUrl} (listening on ${config.host}:${config.port}, storage: ${database.description})`);
 
-  const purge = async () => {
-    try {
-      const deleted = await store.purgeSessions(new Date(), config.sessionRetention);
-      if (deleted > 0) logger.info(`purged ${deleted} expired or revoked session(s)`);
-    } catch (error) {
-      logger.warn({ err: { message: (error as Error).message } }, 'session purge failed; will retry');
-    }
-  };
-  const timer = setInterval(purge, PURGE_INTERVAL_MS);
-  timer.unref();
-  const firstPurge = setTimeout(purge, 5_000);
-  firstPurge.unref();
+  const stopPurging = schedulePurge(store, config.sessionRetention, logger);
 
   // Graceful: stop accepting, let in-flight requests finish (at most SHUTDOWN_GRACE_MS), close
   // the pools, exit 0. Keep-alive connections are told to close with their next answer, and
@@ -102,8 +57,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info(`${signal} received: finishing in-flight requests, then exiting`);
-    clearInterval(timer);
-    clearTimeout(firstPurge);
+    stopPurging();
     const late = setTimeout(() => {
       logger.warn(`in-flight requests still running after ${SHUTDOWN_GRACE_MS / 1000} s; exiting anyway`);
       process.exit(0);

@@ -47,6 +47,8 @@ export type AuthState =
 export interface TesseraClientOptions {
   /** Where Tessera is, e.g. `https://auth.example.com`. Default: the page's own origin. */
   baseUrl?: string;
+  /** The path of Tessera's auth routes under `baseUrl`: `/auth`, or the prefix it is embedded under, such as `/api/auth`. */
+  authPath?: string;
   /** `cookie` (browsers, default there): the refresh token lives in an HttpOnly cookie. `body` (Node, mobile; default outside browsers). */
   transport?: 'cookie' | 'body';
   /** The fetch to use; default `globalThis.fetch`. */
@@ -94,6 +96,7 @@ const EXPIRY_MARGIN_MS = 5_000;
  */
 export class TesseraClient {
   readonly #baseUrl: string;
+  readonly #authPath: string;
   readonly #transport: 'cookie' | 'body';
   readonly #fetch: typeof globalThis.fetch;
   readonly #onRefreshToken: ((token: string | null) => void) | undefined;
@@ -121,6 +124,7 @@ export class TesseraClient {
   constructor(options: TesseraClientOptions = {}) {
     const inBrowser = typeof window !== 'undefined' && typeof document !== 'undefined';
     this.#baseUrl = (options.baseUrl ?? (inBrowser ? window.location.origin : '')).replace(/\/+$/, '');
+    this.#authPath = (options.authPath ?? '/auth').replace(/\/+$/, '');
     this.#transport = options.transport ?? (inBrowser ? 'cookie' : 'body');
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.#onRefreshToken = options.onRefreshToken;
@@ -162,18 +166,18 @@ export class TesseraClient {
   }
 
   async register(input: { email: string; password: string; name?: string }): Promise<User> {
-    return this.#signIn('/auth/register', input);
+    return this.#signIn(this.#auth('/register'), input);
   }
 
   async login(input: { email: string; password: string }): Promise<User> {
-    return this.#signIn('/auth/login', input);
+    return this.#signIn(this.#auth('/login'), input);
   }
 
   /** Signs out this session (`local`, default), every other one (`others`), or all (`global`). */
   async logout(options: { scope?: 'local' | 'others' | 'global' } = {}): Promise<void> {
     const scope = options.scope ?? 'local';
     const token = this.#accessToken?.value;
-    const response = await this.#call('/auth/logout', {
+    const response = await this.#call(this.#auth('/logout'), {
       method: 'POST',
       body: { scope, ...(this.#transport === 'body' && this.#refreshToken ? { refreshToken: this.#refreshToken } : {}) },
       headers: token ? { authorization: `Bearer ${token}` } : {},
@@ -183,24 +187,24 @@ export class TesseraClient {
   }
 
   async me(): Promise<User> {
-    const { user } = await this.#json<{ user: User }>('/auth/me');
+    const { user } = await this.#json<{ user: User }>(this.#auth('/me'));
     return user;
   }
 
   async sessions(): Promise<SessionInfo[]> {
-    return (await this.#json<{ sessions: SessionInfo[] }>('/auth/sessions')).sessions;
+    return (await this.#json<{ sessions: SessionInfo[] }>(this.#auth('/sessions'))).sessions;
   }
 
   async revokeSession(id: string): Promise<void> {
-    await this.#json(`/auth/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    await this.#json(this.#auth(`/sessions/${encodeURIComponent(id)}`), { method: 'DELETE' });
   }
 
   async changePassword(currentPassword: string, newPassword: string): Promise<void> {
-    await this.#json('/auth/password', { method: 'POST', body: JSON.stringify({ currentPassword, newPassword }), headers: { 'content-type': 'application/json' } });
+    await this.#json(this.#auth('/password'), { method: 'POST', body: JSON.stringify({ currentPassword, newPassword }), headers: { 'content-type': 'application/json' } });
   }
 
   async events(): Promise<SecurityEvent[]> {
-    return (await this.#json<{ events: SecurityEvent[] }>('/auth/events')).events;
+    return (await this.#json<{ events: SecurityEvent[] }>(this.#auth('/events'))).events;
   }
 
   /**
@@ -310,7 +314,7 @@ export class TesseraClient {
     for (let attempt = 1; ; attempt++) {
       let response: Response;
       try {
-        response = await this.#call('/auth/refresh', {
+        response = await this.#call(this.#auth('/refresh'), {
           method: 'POST',
           body: this.#transport === 'body' ? { refreshToken: this.#refreshToken ?? '' } : {},
         });
@@ -426,6 +430,10 @@ export class TesseraClient {
     const same = previous.status === state.status && previous.user?.id === state.user?.id &&
       (previous as { reason?: string }).reason === (state as { reason?: string }).reason;
     if (!same) for (const listener of this.#listeners) listener(state);
+  }
+
+  #auth(path: string): string {
+    return `${this.#authPath}${path}`;
   }
 
   async #json<T>(path: string, init: RequestInit = {}): Promise<T> {

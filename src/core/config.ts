@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { parseDuration } from './duration.js';
+import { REFRESH_COOKIE_PATH } from './vocabulary.js';
 import { SIGNING_ALGS, privateJwkMembers, privateJwkProblem, type PrivateJwk, type SigningAlg } from './signing-alg.js';
 
 export type { PrivateJwk } from './signing-alg.js';
@@ -56,6 +57,8 @@ export interface Config {
   cookieSameSite: SameSite;
   cookieDomain: string | undefined;
   cookieSecure: boolean;
+  /** Where the auth routes live, and the only path the refresh cookie is sent to: `/auth`, or the prefix Tessera is embedded under. */
+  refreshCookiePath: string;
   trustProxy: boolean | number | string[];
   redisUrl: string | undefined;
   rateLimitsEnabled: boolean;
@@ -226,6 +229,7 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     cookieSameSite,
     cookieDomain: value('COOKIE_DOMAIN'),
     cookieSecure,
+    refreshCookiePath: REFRESH_COOKIE_PATH,
     trustProxy: parseTrustProxy(value('TRUST_PROXY')),
     redisUrl: value('REDIS_URL'),
     rateLimitsEnabled: oneOf('RATE_LIMITS', ['on', 'off'], 'on') === 'on',

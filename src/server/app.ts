@@ -53,6 +53,12 @@ export interface BuildOptions {
   secret: string;
   /** Extra claims for access tokens, when Tessera is embedded; Tessera's own claims cannot be overridden. */
   claims?: ClaimsHook;
+  /**
+   * Embedded in another app (see embed.ts): every route of Tessera under this path, such as
+   * `/api/auth` (`/api/auth/login`, `/api/auth/.well-known/jwks.json`), the refresh cookie's
+   * Path with them, and no demo page. Default: `/auth/…` routes, keys and health at the root.
+   */
+  prefix?: string;
 }
 
 /**
@@ -64,7 +70,11 @@ export interface BuildOptions {
  * const res = await app.inject({ method: 'GET', url: '/healthz' });
  */
 export async function buildApp(options: BuildOptions): Promise<App> {
-  const { config, store } = options;
+  const { store, prefix } = options;
+  if (prefix !== undefined && !/^(\/[A-Za-z0-9._~-]+)+$/.test(prefix)) {
+    throw new Error(`prefix ${JSON.stringify(prefix)} is not a path such as /api/auth (no trailing slash)`);
+  }
+  const config = prefix === undefined ? options.config : Object.freeze({ ...options.config, refreshCookiePath: prefix });
   const clock = options.clock ?? (() => new Date());
   const logger = options.logger ?? { level: config.logLevel, redact: [...LOG_REDACT_PATHS] };
 
@@ -168,12 +178,14 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
   app.addSchema(Problem);
 
-  registerAndLoginRoutes(app);
-  refreshAndLogoutRoutes(app);
-  accountRoutes(app);
-  metaRoutes(app);
-  revocationRoutes(app);
-  demoRoutes(app);
+  await app.register(async (auth: App) => {
+    registerAndLoginRoutes(auth);
+    refreshAndLogoutRoutes(auth);
+    accountRoutes(auth);
+    revocationRoutes(auth);
+  }, { prefix: config.refreshCookiePath });
+  await app.register(async (meta: App) => metaRoutes(meta), { prefix: prefix ?? '' });
+  if (prefix === undefined) demoRoutes(app);
 
   app.addHook('onClose', async () => {
     tessera.keys.close();

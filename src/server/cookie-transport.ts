@@ -3,12 +3,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.js';
 import { TesseraError } from '../core/errors.js';
 import {
-  CSRF_HEADER, REFRESH_COOKIE, REFRESH_COOKIE_PATH, SESSION_HINT_COOKIE, SESSION_HINT_COOKIE_PATH, SESSION_HINT_VALUE, type Transport,
+  CSRF_HEADER, REFRESH_COOKIE, SESSION_HINT_COOKIE, SESSION_HINT_COOKIE_PATH, SESSION_HINT_VALUE, type Transport,
 } from '../core/vocabulary.js';
 
 /**
- * Sets the refresh cookie: HttpOnly (never readable by scripts), Path=/auth (never
- * sent to the app's other routes), Max-Age no longer than the session has left. The
+ * Sets the refresh cookie: HttpOnly (never readable by scripts), Path=/auth or the embedding
+ * prefix (never sent to the app's other routes), Max-Age no longer than the session has left. The
  * session hint goes with it, with the same lifetime and site rules: readable by scripts,
  * Path=/, no secret in it, so the client knows whether a refresh on load can succeed.
  */
@@ -25,7 +25,7 @@ export function clearRefreshCookie(reply: FastifyReply, config: Config): void {
 }
 
 function refreshCookieOptions(config: Config) {
-  return { httpOnly: true, secure: config.cookieSecure, sameSite: config.cookieSameSite, path: REFRESH_COOKIE_PATH, domain: config.cookieDomain };
+  return { httpOnly: true, secure: config.cookieSecure, sameSite: config.cookieSameSite, path: config.refreshCookiePath, domain: config.cookieDomain };
 }
 
 // Not HttpOnly on purpose: scripts must read it. It is never trusted: see docs/security.md.

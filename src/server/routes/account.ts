@@ -15,17 +15,17 @@ const errors = { '4xx': Problem, '5xx': Problem };
 
 /** The signed-in user's own account: who am I, my sessions, my password, my security events. */
 export function accountRoutes(app: App) {
-  app.get('/auth/me', {
+  app.get('/me', {
     schema: { summary: 'The signed-in user', tags: ['account'], security: bearer, response: { 200: Type.Object({ user: User }), ...errors } },
     preHandler: requireAuth,
   }, getMe);
 
-  app.get('/auth/sessions', {
+  app.get('/sessions', {
     schema: { summary: "The user's active sessions, most recently used first", tags: ['account'], security: bearer, response: { 200: SessionList, ...errors } },
     preHandler: requireAuth,
   }, getSessions);
 
-  app.delete<{ Params: SessionIdParams }>('/auth/sessions/:id', {
+  app.delete<{ Params: SessionIdParams }>('/sessions/:id', {
     schema: {
       summary: 'Revoke one of your sessions',
       description: "404 unless `id` is one of the caller's active sessions.",
@@ -35,7 +35,7 @@ export function accountRoutes(app: App) {
     preHandler: requireAuth,
   }, deleteSession);
 
-  app.post<{ Body: PasswordBody }>('/auth/password', {
+  app.post<{ Body: PasswordBody }>('/password', {
     schema: {
       summary: "Change the password; every other session of the user is signed out",
       description: 'A wrong `currentPassword` is 403 `invalid_credentials` (not 401, which clients take for an expired token).',
@@ -45,7 +45,7 @@ export function accountRoutes(app: App) {
     preHandler: requireAuth,
   }, postPassword);
 
-  app.get('/auth/events', {
+  app.get('/events', {
     schema: { summary: "The user's recent security events, newest first", tags: ['account'], security: bearer, response: { 200: EventList, ...errors } },
     preHandler: requireAuth,
   }, getEvents);

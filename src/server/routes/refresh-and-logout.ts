@@ -13,7 +13,7 @@ import { tokenResponse } from '../token-response.js';
 
 /** POST /auth/refresh and POST /auth/logout: the two that take a refresh token. */
 export function refreshAndLogoutRoutes(app: App) {
-  app.post('/auth/refresh', {
+  app.post('/refresh', {
     schema: {
       summary: 'Exchange a refresh token for new tokens (SPEC §3)',
       description: 'Cookie transport needs the header `X-Tessera-CSRF: 1`. A body token takes precedence over the cookie.',
@@ -24,7 +24,7 @@ export function refreshAndLogoutRoutes(app: App) {
     config: perIp(app.tessera.limits, 'refresh'),
   }, postRefresh);
 
-  app.post('/auth/logout', {
+  app.post('/logout', {
     schema: {
       summary: 'Sign out: this session, every other session, or all of them',
       description:

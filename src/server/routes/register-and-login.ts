@@ -11,7 +11,7 @@ import { tokenResponse } from '../token-response.js';
 /** POST /auth/register and POST /auth/login: the two ways a session begins. */
 export function registerAndLoginRoutes(app: App) {
   const { limits } = app.tessera;
-  app.post('/auth/register', {
+  app.post('/register', {
     schema: {
       summary: 'Create an account and sign in',
       tags: ['sessions'],
@@ -21,7 +21,7 @@ export function registerAndLoginRoutes(app: App) {
     config: perIp(limits, 'register'),
   }, postRegister);
 
-  app.post('/auth/login', {
+  app.post('/login', {
     schema: {
       summary: 'Sign in with email and password',
       tags: ['sessions'],

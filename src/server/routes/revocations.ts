@@ -15,7 +15,7 @@ const RevocationList = Type.Object({
 
 /** The revocation feed: public like the JWKS, and like it holds no user id. */
 export function revocationRoutes(app: App) {
-  app.get<{ Querystring: RevocationsQuery }>('/auth/revocations', {
+  app.get<{ Querystring: RevocationsQuery }>('/revocations', {
     schema: {
       summary: 'Sessions ended or suspended within the last access-token lifetime, for resource servers',
       description:
