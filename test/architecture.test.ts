@@ -73,6 +73,14 @@ const RULES: Rule[] = [
     forbiddenLayers: [],
     forbiddenPackages: ['*'],
   },
+  {
+    // Resource-server helpers run inside other people's APIs: jose, node: and the one framework
+    // each is for, and core's error table; nothing of Tessera's server side.
+    layer: 'resource',
+    allowedLayers: ['resource', 'core'],
+    forbiddenLayers: [],
+    forbiddenPackages: ['kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino', 'ioredis', '@node-rs/*', '@fastify/*', 'typebox'],
+  },
 ];
 
 /** Every module specifier a file imports: static, type-only, re-exports, side-effect and dynamic `import()`. */

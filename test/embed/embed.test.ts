@@ -5,7 +5,7 @@ import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tesseraAuth } from '../../src/resource/express.js';
+import { authOf, tesseraAuth } from '../../src/resource/express.js';
 import { embedTessera, type EmbeddedTessera } from '../../src/server/embed.js';
 import { freePort } from '../faults/helpers/free-port.js';
 import { PASSWORD, TEST_SECRET, newEmail } from '../helpers/app.js';
@@ -91,7 +91,7 @@ describeHost('Express 5', async (tessera, port) => {
   app.use(express.json());
   app.get('/hello', (_req, res) => void res.json({ hello: 'host' }));
   const auth = tesseraAuth({ issuer: `http://127.0.0.1:${port}`, jwksUrl: `http://127.0.0.1:${port}/api/auth/.well-known/jwks.json` });
-  app.get('/profile', auth, (req, res) => void res.json(req.auth));
+  app.get('/profile', auth, (req, res) => void res.json(authOf(req)));
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(port, '127.0.0.1', () => resolve(s));
   });
@@ -116,7 +116,7 @@ describeHost('NestJS 11', async (tessera, port) => {
   Module({ controllers: [HostController] })(AppModule);
   const app = await NestFactory.create(AppModule, { logger: false });
   app.use(tessera.middleware);
-  app.use('/profile', auth, (req: express.Request, res: express.Response) => void res.json(req.auth));
+  app.use('/profile', auth, (req: express.Request, res: express.Response) => void res.json(authOf(req)));
   await app.listen(port, '127.0.0.1');
   return { close: async () => {
     auth.verifier.close();
