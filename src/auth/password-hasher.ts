@@ -1,5 +1,5 @@
 import { hash, verify } from '@node-rs/argon2';
-import { verify as verifyBcrypt } from '@node-rs/bcrypt';
+import bcrypt from 'bcrypt';
 import { TesseraError } from '../core/errors.js';
 
 /** OWASP's first argon2id profile: 19 MiB, 2 passes, 1 lane. */
@@ -48,7 +48,9 @@ export class PasswordHasher {
     const usable = passwordHash !== undefined && !isUnusable(passwordHash);
     if (usable && isBcrypt(passwordHash)) {
       // bcrypt compares only the first 72 bytes of the password: the argon2id hash that replaces it at login takes it whole.
-      return this.#run(() => verifyBcrypt(password, passwordHash).catch(() => false));
+      // `$2y$` (PHP) is the same algorithm as `$2b$`, under a name node's bcrypt does not read.
+      const hash = passwordHash.replace(/^\$2y\$/, '$2b$');
+      return this.#run(() => bcrypt.compare(password, hash).catch(() => false));
     }
     const target = usable ? passwordHash : await this.#dummyHash;
     const ok = await this.#run(() => verify(target, password).catch(() => false));
