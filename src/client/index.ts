@@ -1,4 +1,5 @@
 export { TesseraClient, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason, type TesseraClientOptions, type User } from './tessera-client.js';
 export { TesseraClientError, type ClientErrorCode } from './errors.js';
 export { withAxios, type AxiosLike } from './axios.js';
+export { deviceName } from '../core/device-name.js';
 export { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, SECURITY_EVENT_TYPES, type SecurityEventType } from '../core/vocabulary.js';

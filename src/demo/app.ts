@@ -1,6 +1,7 @@
 // The demo account page, built only from the public client: what a new user sees first.
 import {
-  PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, TesseraClient, TesseraClientError, type AuthState, type SecurityEventType, type User,
+  deviceName, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, TesseraClient, TesseraClientError, type AuthState, type SecurityEventType,
+  type SessionInfo, type User,
 } from '../client/index.js';
 
 const auth = new TesseraClient();
@@ -53,10 +54,32 @@ const when = (iso: string) => {
   return date.toLocaleDateString();
 };
 
-function cell(text: string) {
+/** A table cell; `label` names it on narrow screens, where each row is shown as a card without the table's header. */
+function cell(text: string, label: string) {
   const td = document.createElement('td');
   td.textContent = text;
+  td.dataset.label = label;
   return td;
+}
+
+/**
+ * Every password and email typed into the page is forgotten once it has served: a password
+ * left in a hidden form outlives the sign-in, and one left after sign-out greets the next
+ * person at a shared computer.
+ */
+function clearCredentials() {
+  for (const el of document.querySelectorAll('form')) el.reset();
+  for (const el of document.querySelectorAll<HTMLElement>('[data-error]')) {
+    el.hidden = true;
+    el.textContent = '';
+  }
+}
+
+/** Nothing of the last account stays in the page after sign-out, not even hidden. */
+function clearAccount() {
+  for (const id of ['user-name', 'whoami-name', 'user-email', 'user-since', 'user-id']) $(id).textContent = '';
+  $('sessions').replaceChildren();
+  $('events').replaceChildren();
 }
 
 async function renderAccount(user: User) {
@@ -87,17 +110,31 @@ async function renderSessions() {
         button.className = 'danger';
         button.type = 'button';
         button.textContent = 'Revoke';
-        button.onclick = () => busy(button, async () => {
-          await auth.revokeSession(s.id);
-          await Promise.all([renderSessions(), renderEvents()]);
-        });
+        button.setAttribute('aria-label', `Revoke the session on ${s.device}`);
+        button.onclick = () => {
+          // One click must not sign out someone's other device: ask first.
+          if (!confirm(revokeQuestion(s))) return;
+          void busy(button, async () => {
+            await auth.revokeSession(s.id);
+            await Promise.all([renderSessions(), renderEvents()]);
+          });
+        };
         action.append(button);
       }
-      row.append(cell(s.device), cell(s.ip ?? '—'), cell(when(s.lastUsedAt)), cell(when(s.createdAt)), action);
+      row.append(
+        cell(s.device, 'Device'), cell(s.ip ?? '—', 'IP address'), cell(when(s.lastUsedAt), 'Last used'), cell(when(s.createdAt), 'Signed in'), action,
+      );
       return row;
     }),
   );
-  ($('sign-out-others') as HTMLButtonElement).disabled = sessions.length < 2;
+  // aria-disabled rather than disabled: the button stays readable and focusable, and the hint says why it does nothing.
+  const alone = sessions.length < 2;
+  $('sign-out-others').setAttribute('aria-disabled', String(alone));
+  $('sign-out-others-hint').hidden = !alone;
+}
+
+function revokeQuestion(s: SessionInfo): string {
+  return `Revoke the session on ${s.device}${s.ip ? ` (${s.ip})` : ''}, last used ${when(s.lastUsedAt)}? That device will be signed out.`;
 }
 
 async function renderEvents() {
@@ -109,7 +146,8 @@ async function renderEvents() {
       what.textContent = EVENT_NAMES[e.type] ?? e.type;
       const meta = document.createElement('span');
       meta.className = 'muted';
-      meta.textContent = `${when(e.createdAt)}${e.ip ? ` · ${e.ip}` : ''}`;
+      // "Signed in" twice means nothing without saying from where.
+      meta.textContent = [deviceName(e.userAgent), e.ip, when(e.createdAt)].filter(Boolean).join(' · ');
       li.append(what, meta);
       return li;
     }),
@@ -139,7 +177,8 @@ function friendly(error: TesseraClientError): string {
   switch (error.code) {
     case 'invalid_credentials': return error.status === 403 ? 'The current password is incorrect.' : 'Email or password is incorrect.';
     case 'email_taken': return 'An account with this email already exists. Sign in instead?';
-    case 'weak_password': return `The password must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters long.`;
+    // The server says which rule failed (too short, too long, too common); its words are the useful ones.
+    case 'weak_password': return error.detail ? sentence(error.detail) : `The password must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters long.`;
     case 'account_disabled': return 'This account is disabled.';
     case 'rate_limited': return `Too many attempts. Try again in ${error.retryAfter ?? 60} seconds.`;
     case 'network_error': return 'The server could not be reached. Check your connection.';
@@ -147,6 +186,8 @@ function friendly(error: TesseraClientError): string {
     default: return error.message;
   }
 }
+
+const sentence = (text: string) => (/[.!?]$/.test(text) ? text : `${text}.`);
 
 function form(id: string, action: (data: Record<string, string>, form: HTMLFormElement) => Promise<void>) {
   const el = $<HTMLFormElement>(id);
@@ -157,15 +198,29 @@ function form(id: string, action: (data: Record<string, string>, form: HTMLFormE
   });
 }
 
-function selectTab(signUp: boolean) {
-  $('tab-sign-in').setAttribute('aria-selected', String(!signUp));
-  $('tab-sign-up').setAttribute('aria-selected', String(signUp));
-  $('sign-in-form').hidden = signUp;
-  $('sign-up-form').hidden = !signUp;
+// The WAI-ARIA tabs pattern: one tab in the Tab order (roving tabindex), arrows, Home and End move between tabs.
+const TABS = [$('tab-sign-in'), $('tab-sign-up')];
+
+function selectTab(tab: HTMLElement, focus = false) {
+  for (const t of TABS) {
+    const selected = t === tab;
+    t.setAttribute('aria-selected', String(selected));
+    t.tabIndex = selected ? 0 : -1;
+    $(t.getAttribute('aria-controls')!).hidden = !selected;
+  }
+  if (focus) tab.focus();
 }
 
-$('tab-sign-in').onclick = () => selectTab(false);
-$('tab-sign-up').onclick = () => selectTab(true);
+for (const tab of TABS) {
+  tab.onclick = () => selectTab(tab);
+  tab.onkeydown = (event) => {
+    const i = TABS.indexOf(tab);
+    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    selectTab(TABS[(next + TABS.length) % TABS.length]!, true);
+  };
+}
 
 form('sign-in-form', async ({ email, password }) => {
   await auth.login({ email: email!, password: password! });
@@ -182,17 +237,25 @@ form('password-form', async ({ currentPassword, newPassword }, el) => {
 
 $<HTMLButtonElement>('sign-out').onclick = (event) =>
   busy(event.currentTarget as HTMLButtonElement, () => auth.logout());
-$<HTMLButtonElement>('sign-out-others').onclick = (event) =>
-  busy(event.currentTarget as HTMLButtonElement, async () => {
+$<HTMLButtonElement>('sign-out-others').onclick = (event) => {
+  const button = event.currentTarget as HTMLButtonElement;
+  if (button.getAttribute('aria-disabled') === 'true') return;
+  return busy(button, async () => {
     await auth.logout({ scope: 'others' });
     await Promise.all([renderSessions(), renderEvents()]);
   });
+};
 
 auth.onChange((state: AuthState) => {
+  // Called on sign-in and sign-out only (here, in another tab, or noticed at a refresh), never per refresh.
   if (state.status === 'signed_in') {
+    clearCredentials();
     notice(undefined);
     void renderAccount(state.user).catch(() => {});
   } else if (state.status === 'signed_out') {
+    clearCredentials();
+    clearAccount();
+    selectTab(TABS[0]!);
     notice(state.reason);
     show('signed-out');
   }

@@ -205,3 +205,19 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
 }
+
+/** The demo's screenshots for people to look at, by view and size (`artifacts/` is ignored by git). */
+export const SCREENSHOTS = fileURLToPath(new URL('../../artifacts/screenshots/', import.meta.url));
+const AXE_PATH = fileURLToPath(new URL('../../node_modules/axe-core/axe.min.js', import.meta.url));
+
+/**
+ * axe-core's violations on the page as it is now, one line per failing element, so a failed
+ * `toEqual([])` reads as a list. The page's CSP (script-src 'self') refuses the injected script:
+ * open the page in a context made with `{ bypassCSP: true }`.
+ */
+export async function axeViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE_PATH });
+  const violations: { id: string; impact: string; help: string; nodes: { target: string[]; failureSummary: string }[] }[] =
+    await page.evaluate(async () => (await (window as any).axe.run()).violations);
+  return violations.flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${v.help} — at ${n.target.join(' ')}: ${n.failureSummary.replace(/\s+/g, ' ')}`));
+}

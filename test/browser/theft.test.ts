@@ -176,6 +176,7 @@ describe.skipIf(!HAS_CHROMIUM)(`ending sessions in Chromium, REFRESH_REUSE_GRACE
     await poll(() => home.locator('#sessions tr').count()).toBe(2);
     expect(await home.locator('#sign-out-others').isEnabled()).toBe(true);
     const row = home.locator(`#sessions tr[data-session-id="${workSession}"]`);
+    home.once('dialog', (dialog) => void dialog.accept()); // the page asks before revoking
     await row.locator('button', { hasText: 'Revoke' }).click();
     await poll(() => home.locator('#sessions tr').count()).toBe(1);
     await poll(async () => (await home.locator('#events li').allTextContents()).join('|')).toContain('A session was revoked');
