@@ -36,7 +36,7 @@ export type ImportUsersResult =
   | { outcome: 'taken'; lines: { line: number; email: string }[] };
 
 /**
- * `tessera users import FILE` (SPEC §6 "Moving users in"): JSON lines
+ * `tessera users import FILE`: JSON lines
  * `{email, name?, passwordHash?, roles?, orgId?, metadata?, emailVerified?}`. Every line is
  * validated first, as sign-up and `users roles` validate (the CLI may give `tessera:admin`);
  * one bad line, or one email that already has an account, and nothing is imported.

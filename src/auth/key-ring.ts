@@ -20,7 +20,7 @@ export interface SigningKey {
 
 /** How long a rotated-in key is published before it signs, so every verifier has seen it first. */
 export const ROTATION_DELAY_SECONDS = 60;
-/** Every node picks up keys added or retired elsewhere within this (SPEC: 10 s). */
+/** Every node picks up keys added or retired elsewhere within this. */
 const RELOAD_EVERY_MS = 5_000;
 /** How often an unknown `kid` may make us look in the database for new keys. */
 const UNKNOWN_KID_RELOAD_MS = 30_000;

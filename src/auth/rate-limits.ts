@@ -3,7 +3,7 @@ import { TesseraError } from '../core/errors.js';
 import type { WindowCounter } from './window-counter.js';
 
 /**
- * Every rate limit of SPEC §4, in one vocabulary: a **budget** is a number of events per
+ * Every rate limit, in one vocabulary: a **budget** is a number of events per
  * fixed window, spent on a **key**. `RATE_LIMITS=off` turns all of them off here, and only here.
  *
  * Per-IP budgets count every request and are enforced by the HTTP layer before the body

@@ -7,7 +7,7 @@ import type { RefreshableSession, Store } from '../store/store.js';
 /**
  * The two steps every use case that is handed a refresh token takes (refresh, sign-out, and
  * sign-in or register replacing a browser's session): recognise it as a genuine token of a
- * known session, then judge it by the rotation rules of SPEC §3.
+ * known session, then judge it by the rotation rules (decide-refresh.ts).
  */
 
 export interface Recognised {
@@ -51,7 +51,7 @@ export function unlessTesseraError(error: unknown): undefined {
 }
 
 /**
- * SPEC §3 for a genuine token wherever one is presented (refresh, logout): returns the
+ * The rotation rules for a genuine token wherever one is presented (refresh, logout): returns the
  * state a rotate, replay or reissue would leave, or throws the rule's 401. An orphan or
  * older token revokes the session and records the theft first; if someone else ended the
  * session in the meantime, the decision is taken again on what is there now.

@@ -16,7 +16,7 @@ export interface RefreshGrantDeps extends RecogniseDeps, JudgeDeps, IssueDeps {
 }
 
 /**
- * The refresh grant (SPEC §3): one primary-key read, one pure decision, one
+ * The refresh grant: one primary-key read, one pure decision, one
  * conditional update. If a racing request changed the session between the read
  * and the update, the update misses and the decision is taken again on fresh state,
  * so two requests can never both rotate, and the loser sees a replay.

@@ -28,7 +28,7 @@ export interface RegisterInput {
   meta: RequestMeta;
 }
 
-/** Creates an account and its first session (SPEC §4 `POST /auth/register`); `email_taken` if the address has one. */
+/** Creates an account and its first session (`POST /auth/register`); `email_taken` if the address has one. */
 export async function register(deps: RegisterDeps, input: RegisterInput): Promise<Tokens> {
   assertPasswordPolicy(input.password);
   const email = normalizeEmail(input.email);

@@ -10,7 +10,7 @@ export interface SetUserRolesDeps {
 }
 
 /**
- * `tessera users roles EMAIL a,b` (SPEC §6): replaces the user's set of roles with the
+ * `tessera users roles EMAIL a,b`: replaces the user's set of roles with the
  * comma-separated list (an empty list clears it) and records `roles_changed`. The CLI may
  * give `tessera:admin`. Access tokens carry the new roles from the session's next refresh.
  * Returns the normalised email and the stored roles, or undefined if no user has the email;

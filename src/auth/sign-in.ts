@@ -38,7 +38,7 @@ export interface SignInInput {
 }
 
 /**
- * Email and password sign-in (SPEC §4 `POST /auth/login`) with its limits, equal timing
+ * Email and password sign-in (`POST /auth/login`) with its limits, equal timing
  * for unknown emails and wrong passwords, rehashing of old hashes, and the replacement of
  * a browser's previous session.
  */

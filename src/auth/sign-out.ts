@@ -20,7 +20,7 @@ export interface SignOutInput {
 }
 
 /**
- * Sign-out (SPEC §4 `POST /auth/logout`). `local` is idempotent: whatever names a session of
+ * Sign-out (`POST /auth/logout`). `local` is idempotent: whatever names a session of
  * ours ends it, and anything else changes nothing. `others` and `global` need a credential that
  * would still work, so an old token cannot become a remote kill switch; an old refresh token
  * there is theft evidence like anywhere else (§3 rule 4).

@@ -5,7 +5,7 @@
 import { listSigningKeys, retireSigningKey, rotateSigningKey, type SigningKeysDeps } from '../auth/signing-keys.js';
 import { TesseraError } from '../core/errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../core/signing-alg.js';
-import { configOrExit, createLogger, openStore, resolveSecret } from './setup.js';
+import { commandLogger, configOrExit, openStore, resolveSecret } from './setup.js';
 
 /** Runs `tessera keys …` with the arguments after `keys`; returns the exit code. */
 export async function keysCommand(args: string[]): Promise<number | undefined> {
@@ -21,7 +21,7 @@ export async function keysCommand(args: string[]): Promise<number | undefined> {
     process.stderr.write('tessera: SIGNING_KEYS is set: the keys come from it, not from the database; rotate them there (docs/configuration.md)\n');
     return 1;
   }
-  const logger = createLogger({ ...config, logLevel: 'warn' });
+  const logger = commandLogger(config);
   const { store, database } = await openStore(config, logger);
   const deps: SigningKeysDeps = { store, secret: resolveSecret(config, logger), accessTokenTtl: config.accessTokenTtl, clock: () => new Date() };
   try {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { setUserDisabled } from '../auth/set-user-disabled.js';
-import { configOrExit, createLogger, openStore } from './setup.js';
+import { MIGRATIONS } from '../store/database.js';
+import { commandLogger, configOrExit, openStore } from './setup.js';
 import { keysCommand } from './keys.js';
 import { usersImport, usersRoles } from './users.js';
 
@@ -28,15 +29,18 @@ async function main(argv: string[]): Promise<number> {
     await serve(process.env);
     return -1; // keeps running
   }
-  if (command === 'migrate') {
+  if (command === 'migrate' && argv.length === 1) {
     const config = configOrExit(process.env);
-    const { database } = await openStore(config, createLogger(config));
+    const { database, applied } = await openStore(config, commandLogger(config));
     await database.db.destroy();
+    for (const name of applied) process.stdout.write(`applied ${name}\n`);
+    const count = Object.keys(MIGRATIONS).length;
+    process.stdout.write(`the database is up to date (${count} migration${count === 1 ? '' : 's'})\n`);
     return 0;
   }
-  if (command === 'users' && (sub === 'disable' || sub === 'enable') && arg) {
+  if (command === 'users' && (sub === 'disable' || sub === 'enable') && arg && argv.length === 3) {
     const config = configOrExit(process.env);
-    const { store, database } = await openStore(config, createLogger({ ...config, logLevel: 'warn' }));
+    const { store, database } = await openStore(config, commandLogger(config));
     const email = await setUserDisabled({ store, clock: () => new Date() }, arg, sub === 'disable').finally(() => database.db.destroy());
     if (!email) {
       process.stderr.write(`tessera: no user with email ${arg}\n`);
@@ -51,8 +55,13 @@ async function main(argv: string[]): Promise<number> {
     const code = await keysCommand(argv.slice(1));
     if (code !== undefined) return code;
   }
-  process.stderr.write(`${USAGE}\n`);
-  return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const known = ['serve', 'migrate', 'users', 'keys'].includes(command);
+  process.stderr.write(`tessera: ${known ? 'wrong arguments for' : 'unknown command'} "${known ? argv.join(' ') : command}"\n\n${USAGE}\n`);
+  return 2;
 }
 
 main(process.argv.slice(2)).then(

@@ -16,9 +16,25 @@ const KEEP_ALIVE_DRAIN_MS = 1_000;
 /** `tessera serve`: validate, open, migrate, listen, purge periodically, shut down cleanly. */
 export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   const config = configOrExit(env);
-  const logger = createLogger(config);
+  // A person at a terminal in development reads text, one line a request; anything else gets pino's JSON.
+  const terminal = !config.production && process.stdout.isTTY === true;
+  const logger = createLogger(config, terminal ? 'terminal' : 'json');
   const secret = resolveSecret(config, logger);
-  const { store, database } = await openStore(config, logger);
+  const { store, database } = await openStore(config, logger, { serve: true });
+  if (config.production && !config.publicUrl.startsWith('https:')) {
+    logger.warn(
+      `NODE_ENV=production with an http PUBLIC_URL (${config.publicUrl}): the refresh cookie is Secure in production, and browsers ` +
+        'do not store a Secure cookie sent over http (except on localhost), so browser sign-ins will not last, and HSTS is off. ' +
+        'Serve Tessera over https and set PUBLIC_URL to its https address.',
+    );
+  }
+  if (config.production && database.kind === 'pglite') {
+    logger.warn(
+      `NODE_ENV=production with the embedded database (${database.description}): PGlite serves this one process only: ` +
+        'no second node, and no `tessera users …` or `tessera keys …` while the server runs. ' +
+        'Set DATABASE_URL to a PostgreSQL database for production.',
+    );
+  }
   if (!config.rateLimitsEnabled) {
     logger.warn('RATE_LIMITS=off: every rate limit is disabled. Use this for benchmarks and load tests only, never in production.');
   }
@@ -30,7 +46,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
 
   let app;
   try {
-    app = await buildApp({ config, store, secret, logger, redis });
+    app = await buildApp({ config, store, secret, logger, redis, requestLine: terminal });
   } catch (error) {
     logger.fatal(`cannot start: ${(error as Error).message}`);
     process.exit(1);
@@ -41,7 +57,9 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     logger.fatal(`cannot listen on ${config.host}:${config.port}: ${(error as { code?: string }).code ?? (error as Error).message}`);
     process.exit(1);
   }
-  logger.info(`Tessera is ready at ${config.publicUrl} (listening on ${config.host}:${config.port}, storage: ${database.description})`);
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info(`Tessera is ready at ${config.publicUrl} — open it for the demo page (listening on ${config.host}:${port}, storage: ${database.description})`);
 
   const stopPurging = schedulePurge(store, config.sessionRetention, logger);
 

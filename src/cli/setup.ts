@@ -10,6 +10,9 @@ import { loadConfig, type Config } from '../core/config.js';
 import { LOG_REDACT_PATHS } from '../core/vocabulary.js';
 import { migrateToLatest, openDatabase, type OpenDatabase } from '../store/database.js';
 import { Store } from '../store/store.js';
+import { dataDirHeld, holdDataDir } from './data-dir-lock.js';
+import { explainDatabaseError } from './explain-database-error.js';
+import { textDestination } from './text-log.js';
 
 /** Validates configuration or exits with one line per problem. */
 export function configOrExit(env: NodeJS.ProcessEnv): Config {
@@ -22,8 +25,23 @@ export function configOrExit(env: NodeJS.ProcessEnv): Config {
   return result.config;
 }
 
-/** Opens the configured database and brings its schema up to date, or exits with a clear reason. */
-export async function openStore(config: Config, logger: Logger): Promise<{ store: Store; database: OpenDatabase }> {
+/**
+ * Opens the configured database and brings its schema up to date, or exits with a clear
+ * reason. `applied`: the migrations this call ran. On an embedded PGlite in DATA_DIR, `serve`
+ * takes the directory for itself and every other command refuses while a server holds it.
+ */
+export async function openStore(
+  config: Config,
+  logger: Logger,
+  options: { serve?: boolean } = {},
+): Promise<{ store: Store; database: OpenDatabase; applied: string[] }> {
+  if (config.databaseUrl === undefined) {
+    const held = options.serve ? holdDataDir(config.dataDir) : dataDirHeld(config.dataDir, false);
+    if (held) {
+      logger.fatal(held);
+      process.exit(1);
+    }
+  }
   let database: OpenDatabase | undefined;
   try {
     database = await openDatabase({
@@ -40,10 +58,10 @@ export async function openStore(config: Config, logger: Logger): Promise<{ store
     });
     const applied = await migrateToLatest(database.db, config.databaseSchema);
     for (const name of applied) logger.info(`applied migration ${name}`);
-    return { store: new Store(database.db), database };
+    return { store: new Store(database.db), database, applied };
   } catch (error) {
     await database?.db.destroy().catch(() => {});
-    const reason = (error as { code?: string }).code ?? (error as Error).message;
+    const reason = explainDatabaseError(error, config.databaseUrl);
     // The description never includes DATABASE_URL itself, which usually carries a password.
     logger.fatal(`cannot open the database (${database?.description ?? (config.databaseUrl ? 'PostgreSQL' : config.dataDir)}): ${reason}`);
     process.exit(1);
@@ -79,6 +97,16 @@ export function resolveSecret(config: Config, logger: Logger): string {
   }
 }
 
-export function createLogger(config: Config): Logger {
-  return pino({ level: config.logLevel, redact: [...LOG_REDACT_PATHS] });
+/**
+ * The server's logger: pino's JSON lines for log collectors, or with `terminal` (development,
+ * stdout a terminal) one line of text per record.
+ */
+export function createLogger(config: Config, output: 'json' | 'terminal' = 'json'): Logger {
+  const options = { level: config.logLevel, redact: [...LOG_REDACT_PATHS] };
+  return output === 'terminal' ? pino(options, textDestination(process.stdout, 'terminal')) : pino(options);
+}
+
+/** The logger of every command but `serve`: warnings and worse, as `tessera: …` lines on stderr. */
+export function commandLogger(config: Config): Logger {
+  return pino({ level: ['error', 'fatal', 'silent'].includes(config.logLevel) ? config.logLevel : 'warn', redact: [...LOG_REDACT_PATHS] }, textDestination(process.stderr, 'command'));
 }

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { IMPORT_LINE_MAX_BYTES, importUsers } from '../auth/import-users.js';
 import { setUserRoles } from '../auth/set-user-roles.js';
 import type { RequestMeta } from '../core/vocabulary.js';
-import { configOrExit, createLogger, openStore } from './setup.js';
+import { commandLogger, configOrExit, openStore } from './setup.js';
 
 /** What the CLI's security events record: no IP, no browser. */
 const CLI_META: RequestMeta = Object.freeze({ ip: null, userAgent: null });
@@ -19,7 +19,7 @@ export async function usersImport(file: string): Promise<number> {
     throw new Error(`cannot read ${file}: ${error.code ?? error.message}`);
   });
   const config = configOrExit(process.env);
-  const { store, database } = await openStore(config, createLogger({ ...config, logLevel: 'warn' }));
+  const { store, database } = await openStore(config, commandLogger(config));
   const result = await importUsers({ store, clock: () => new Date() }, byteLines(stream, IMPORT_LINE_MAX_BYTES), CLI_META).finally(() => {
     stream.destroy();
     return database.db.destroy();
@@ -42,7 +42,7 @@ export async function usersImport(file: string): Promise<number> {
 /** Returns the exit code: 0 set, 1 no such user; a bad list throws (`invalid_request`, with the reason). */
 export async function usersRoles(email: string, list: string): Promise<number> {
   const config = configOrExit(process.env);
-  const { store, database } = await openStore(config, createLogger({ ...config, logLevel: 'warn' }));
+  const { store, database } = await openStore(config, commandLogger(config));
   const result = await setUserRoles({ store, clock: () => new Date() }, email, list, CLI_META).finally(() => database.db.destroy());
   if (!result) {
     process.stderr.write(`tessera: no user with email ${email}\n`);

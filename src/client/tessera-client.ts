@@ -320,7 +320,7 @@ export class TesseraClient {
         });
       } catch {
         // The response may have been lost after the server rotated: the retry presents the
-        // same token again, which the server answers with the identical new one (SPEC §3 rule 2).
+        // same token again, which the server answers with the identical new one.
         if (attempt >= REFRESH_ATTEMPTS) return false;
         await delay(RETRY_DELAYS_MS[attempt - 1] ?? 1000);
         continue;

@@ -39,7 +39,7 @@ export interface Config {
   databaseUrl: string | undefined;
   /** undefined: unqualified table names; else every statement names `schema.table`. */
   databaseSchema: string | undefined;
-  /** `transaction`: no named prepared statements and nothing session-level (SPEC §9). */
+  /** `transaction`: no named prepared statements and nothing session-level. */
   databasePooler: DatabasePooler;
   dataDir: string;
   signingKeys: PrivateJwk[] | undefined;

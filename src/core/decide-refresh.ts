@@ -1,5 +1,5 @@
 /**
- * The rotation rules of SPEC §3 as one pure function: no I/O, no clock of its
+ * The rotation rules (docs/sessions.md) as one pure function: no I/O, no clock of its
  * own. The store reads a session, asks this function what to do, and applies
  * the answer with a conditional update, so a racing request that changed the
  * session first makes the update miss and the decision is taken again.

@@ -30,7 +30,7 @@ export function newSessionSalt(): Buffer {
 }
 
 /**
- * Issues and recognises refresh tokens (SPEC §2):
+ * Issues and recognises refresh tokens:
  * `tsr_` + base64url(version ‖ user id ‖ session id ‖ generation ‖ MAC),
  * MAC = HMAC-SHA256(K_session, everything before it), K_session = HMAC-SHA256(K_refresh, salt).
  * Nothing derived from a token is stored: the same inputs always give the same token,

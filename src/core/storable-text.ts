@@ -7,7 +7,7 @@ const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF
 /**
  * True if any string or key in `root` holds a lone surrogate or a NUL character: unpaired
  * halves become U+FFFD or an encoding error in PostgreSQL, and NUL cannot be stored in
- * `text` or `jsonb` at all (SPEC §10).
+ * `text` or `jsonb` at all.
  *
  * @example
  * holdsUnstorableText({ name: 'Ada\u0000' }); // true

@@ -2,7 +2,7 @@ import { normalizeEmail } from './password-policy.js';
 import { holdsUnstorableText } from './storable-text.js';
 
 /**
- * The rules for the fields of a user (SPEC §4, §6), defined once for every way a user is
+ * The rules for the fields of a user, defined once for every way a user is
  * written: sign-up (its request schema), `tessera users import|roles`, and the admin API.
  * Each `parse…` takes an untrusted value and gives the stored form or a reason to show.
  */
@@ -16,7 +16,7 @@ export const EMAIL_PATTERN = '^\\s*[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-
 export const NAME_MAX_LENGTH = 200;
 export const NAME_PATTERN = '^[^\\u0000-\\u001f\\u007f]*$';
 
-/** Roles (SPEC §6): a set of at most 20 names. */
+/** Roles: a set of at most 20 names. */
 export const ROLES_MAX = 20;
 export const ROLE_PATTERN = /^[a-z][a-z0-9_:-]{0,31}$/;
 /** Names under this prefix are Tessera's own; the only one is `tessera:admin`. */

@@ -30,7 +30,7 @@ interface Page {
 }
 
 /**
- * Follows Tessera's `GET /auth/revocations` (SPEC §6 "Instant sign-out"): the sessions ended in
+ * Follows Tessera's `GET /auth/revocations`: the sessions ended in
  * the last access-token lifetime, as `sid → revokedAt`. One poll at a time, every `intervalMs`
  * after the previous one ends, on an `unref()`ed timer so it never keeps a process alive.
  * An unreachable feed, a non-200 answer or a malformed body is an outage: what is known stays

@@ -3,7 +3,7 @@ import { holdsUnstorableText } from '../core/storable-text.js';
 import type { App } from './context.js';
 
 /**
- * Replaces Fastify's `application/json` parser with a strict one (SPEC §10): the body must
+ * Replaces Fastify's `application/json` parser with a strict one: the body must
  * be valid UTF-8, and no string or key may hold a lone surrogate or NUL. Everything else is
  * Fastify's own parser: the body limit (413 before any parsing), the syntax errors, and its
  * `__proto__`/`constructor` poisoning checks. An empty body is `{}`, as for every content type.
@@ -36,7 +36,7 @@ export function registerStrictJsonParser(app: App): void {
 }
 
 /**
- * Any other content type: an empty body is `{}` (SPEC §6: `axios.post(url, null)` sends one as
+ * Any other content type: an empty body is `{}` (`axios.post(url, null)` sends one as
  * `application/x-www-form-urlencoded`), anything else 415.
  */
 export function registerEmptyBodyParser(app: App): void {

@@ -18,7 +18,7 @@ const Password = Type.String({ description: '8 to 1024 characters', examples: ['
 const Transport = Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
   description: '`cookie` (browsers, default): the refresh token travels only in an HttpOnly cookie. `body`: it is returned in the body.',
 });
-// No maxLength: a token of the wrong length is `invalid_refresh_token` (SPEC §3 rule 5), and the body limit bounds it.
+// No maxLength: a token of the wrong length is `invalid_refresh_token`, and the body limit bounds it.
 const RefreshToken = Type.String({ description: 'An opaque `tsr_…` refresh token (body transport)' });
 const DateTime = Type.String({ format: 'date-time' });
 

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 
 /**
- * One deadline for all the database work of a request (SPEC §9): its queries share it,
+ * One deadline for all the database work of a request: its queries share it,
  * instead of each getting a timeout of its own, so a database that answers slowly costs a
  * request at most the deadline, not the deadline times the number of its queries.
  */

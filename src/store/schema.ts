@@ -34,7 +34,7 @@ export interface UsersTable {
   password_hash: string;
   disabled_at: Date | null;
   created_at: Date;
-  /** at most 20 role names (SPEC §6); carried by access tokens */
+  /** at most 20 role names; carried by access tokens */
   roles: ColumnType<string[], string[] | undefined, string[]>;
   org_id: string | null;
   /** a JSON object of at most 4 KiB; never in tokens unless a claims hook puts it there */

@@ -100,7 +100,7 @@ const IMPORT_BATCH = 1000;
  * PostgreSQL and on PGlite. Every time is the caller's clock, never `now()`,
  * so tests can freeze time.
  *
- * Shard-ready (SPEC §1): every statement on a hot path names its user id, and the tables
+ * Shard-ready: every statement on a hot path names its user id, and the tables
  * of a user are keyed by it first, so on Citus each touches one shard. Uniqueness of an
  * email is a row of `user_emails`, keyed by the email. No advisory locks: single-runner
  * jobs take a lease row.

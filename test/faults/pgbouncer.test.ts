@@ -18,6 +18,7 @@ import { startServer, stopAll, type ServerProcess } from './helpers/server-proce
 import { RefreshTokenCodec } from '../../src/core/refresh-token.js';
 import { MIGRATIONS, openDatabase, type OpenDatabase } from '../../src/store/database.js';
 import type { Database } from '../../src/store/schema.js';
+import { sayWhySkipped } from '../helpers/skip-reason.js';
 
 const MIGRATION_COUNT = Object.keys(MIGRATIONS).length;
 const WARNING = 'set DATABASE_POOLER=transaction';
@@ -25,7 +26,12 @@ const LOST = /"code":"(42P05|26000)"|prepared statement "[^"]*" (already exists|
 
 const found = FAULTS_ENABLED ? await findOrInstallPgBouncer() : undefined;
 const describeBouncer =
-  found && 'skip' in found ? (title: string, fn: () => void) => describe.skip(`${title} [skipped: ${found.skip}]`, fn) : describeFaults;
+  found && 'skip' in found
+    ? (title: string, fn: () => void) => {
+        sayWhySkipped(`PgBouncer: ${found.skip}`);
+        describe.skip(`${title} [skipped: ${found.skip}]`, fn);
+      }
+    : describeFaults;
 
 const secrets = new SecretBag();
 const PASSWORD = secrets.password('pgbouncer passphrase');

@@ -6,11 +6,12 @@ import { buildApp } from '../../src/server/app.js';
 import type { App } from '../../src/server/context.js';
 import { openTestStore, type TestStore } from '../helpers/backends.js';
 import { FrozenClock, newEmail, PASSWORD, TEST_SECRET } from '../helpers/app.js';
+import { missing } from '../helpers/skip-reason.js';
 
 const url = process.env.TEST_REDIS_URL;
 
 /** Two nodes, one database, one Redis: a limit reached through one node holds on the other. */
-describe.skipIf(!url)('rate limits shared through Redis (TEST_REDIS_URL)', () => {
+describe.skipIf(missing(url, 'rate limits shared between nodes need a Redis: set TEST_REDIS_URL'))('rate limits shared through Redis (TEST_REDIS_URL)', () => {
   let redis: Redis;
   let db: TestStore;
   let nodes: App[];

@@ -16,6 +16,7 @@ import type { NewSession, Store } from '../../src/store/store.js';
 import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
 import { FrozenClock, TEST_SECRET } from '../helpers/app.js';
 import { GRACE_SECONDS, refreshDeps, toCallResult, type CallResult, type RefreshDeps } from './fixtures/tessera.js';
+import { sayWhySkipped } from '../helpers/skip-reason.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const META: RequestMeta = { ip: '203.0.113.50', userAgent: 'concurrency-test' };
@@ -264,6 +265,7 @@ const MULTI_PROCESS_SKIP_REASON = 'the multi-process race needs a shared Postgre
 
 describe('refresh grant across processes on postgres', () => {
   if (!process.env.TEST_DATABASE_URL) {
+    sayWhySkipped(MULTI_PROCESS_SKIP_REASON);
     it.skip(`3 processes × 10 concurrent refreshes (skipped: ${MULTI_PROCESS_SKIP_REASON})`, () => {});
     return;
   }

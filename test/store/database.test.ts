@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../src/store/database.js';
 import type { Database } from '../../src/store/schema.js';
+import { missing } from '../helpers/skip-reason.js';
 
 const DATABASE_URL = process.env.TEST_DATABASE_URL;
 const TABLES = ['kysely_migration', 'kysely_migration_lock', 'users', 'sessions', 'security_events', 'signing_keys'];
@@ -37,7 +38,7 @@ describe('a schema on PGlite', () => {
 
 const SKIP_REASON = 'needs a shared PostgreSQL: set TEST_DATABASE_URL';
 
-describe.skipIf(!DATABASE_URL)(`a schema on PostgreSQL${DATABASE_URL ? '' : ` [skipped: ${SKIP_REASON}]`}`, () => {
+describe.skipIf(missing(DATABASE_URL, `a schema on PostgreSQL ${SKIP_REASON}`))(`a schema on PostgreSQL${DATABASE_URL ? '' : ` [skipped: ${SKIP_REASON}]`}`, () => {
   const opened: Kysely<Database>[] = [];
   const schemas: string[] = [];
 

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withDeadline } from '../../src/store/deadline.js';
 import { openTestStore, type TestStore } from '../helpers/backends.js';
+import { missing } from '../helpers/skip-reason.js';
 
 /**
  * The per-request deadline (src/store/deadline.ts) on a real PostgreSQL pool of one
@@ -11,7 +12,7 @@ import { openTestStore, type TestStore } from '../helpers/backends.js';
  * statement, yet the rollback gets through and the connection goes back to the pool clean,
  * never inside an open transaction that the next request would write into.
  */
-describe.skipIf(!process.env.TEST_DATABASE_URL)('one deadline per request, on PostgreSQL', () => {
+describe.skipIf(missing(process.env.TEST_DATABASE_URL, 'the deadline on a real connection pool needs a shared PostgreSQL: set TEST_DATABASE_URL'))('one deadline per request, on PostgreSQL', () => {
   let db: TestStore;
   beforeAll(async () => {
     db = await openTestStore('postgres', { poolSize: 1 });

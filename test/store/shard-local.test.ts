@@ -21,8 +21,10 @@ import { Store } from '../../src/store/store.js';
 import { FrozenClock, PASSWORD, TEST_SECRET, newEmail, type TokenBody } from '../helpers/app.js';
 import { openTestStore, type TestStore } from '../helpers/backends.js';
 import { PARTITION_COUNT, PARTITION_KEYS, type PartitionedTable } from '../helpers/partition.js';
+import { missing } from '../helpers/skip-reason.js';
 
 const URL = process.env.TEST_DATABASE_URL;
+const NO_POSTGRES = missing(URL, 'partitioned tables need a shared PostgreSQL: set TEST_DATABASE_URL');
 const PARENTS = Object.keys(PARTITION_KEYS) as PartitionedTable[];
 const CSRF = { 'x-tessera-csrf': '1' };
 
@@ -56,7 +58,7 @@ const NOT_PER_USER: { why: string; test: (sql: string) => boolean }[] = [
   { why: 'refresh read of a v1 token', test: (s) => /^select .* from "[^"]+"\."sessions" inner join .* where "[^"]+"\."sessions"\."id" = \$1$/.test(s) },
 ];
 
-describe.skipIf(!URL)('every hot statement touches one partition (PARTITION BY HASH, generic plans)', () => {
+describe.skipIf(NO_POSTGRES)('every hot statement touches one partition (PARTITION BY HASH, generic plans)', () => {
   const captured: Captured[] = [];
   let recording = false;
   let db: TestStore;
@@ -337,7 +339,7 @@ function literal(client: pg.Client, value: unknown): string {
   return client.escapeLiteral(String(value));
 }
 
-describe.skipIf(!URL)('two nodes on one partitioned schema', () => {
+describe.skipIf(NO_POSTGRES)('two nodes on one partitioned schema', () => {
   let nodeA: TestStore;
   let a: Store;
   let b: Store;

@@ -10,6 +10,7 @@ import { newSessionSalt } from '../../src/core/refresh-token.js';
 import type { RequestMeta } from '../../src/core/vocabulary.js';
 import type { NewSession, Store } from '../../src/store/store.js';
 import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
+import { missing } from '../helpers/skip-reason.js';
 
 const SEC = 1_000;
 const MIN = 60 * SEC;
@@ -847,7 +848,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
 });
 
 
-describe.skipIf(!process.env.TEST_DATABASE_URL)('PostgreSQL statements (TEST_DATABASE_URL)', () => {
+describe.skipIf(missing(process.env.TEST_DATABASE_URL, 'prepared statements on PostgreSQL need a shared PostgreSQL: set TEST_DATABASE_URL'))('PostgreSQL statements (TEST_DATABASE_URL)', () => {
   it('each distinct statement is prepared once per connection, and the hot reads run with new arguments', async () => {
     const opened = await openTestStore('postgres', { poolSize: 1 });
     try {

@@ -15,7 +15,7 @@ import { tokenResponse } from '../token-response.js';
 export function refreshAndLogoutRoutes(app: App) {
   app.post('/refresh', {
     schema: {
-      summary: 'Exchange a refresh token for new tokens (SPEC §3)',
+      summary: 'Exchange a refresh token for new tokens',
       description: 'Cookie transport needs the header `X-Tessera-CSRF: 1`. A body token takes precedence over the cookie.',
       tags: ['sessions'],
       body: RefreshBody,
@@ -31,7 +31,7 @@ export function refreshAndLogoutRoutes(app: App) {
         'The session is named by the body token, else the cookie (which needs `X-Tessera-CSRF: 1`, or a valid Bearer access token of the ' +
         "cookie's own session), else the Bearer access token. " +
         '`local` is idempotent: an unknown or already ended session still answers 204. `others` and `global` need a credential that would still ' +
-        'refresh (or a valid access token); an old refresh token there counts as reuse (SPEC §3 rule 4).',
+        'refresh (or a valid access token); an old refresh token there counts as reuse.',
       tags: ['sessions'],
       body: LogoutBody,
       response: { 204: { type: 'null', description: 'Signed out' }, '4xx': Problem, '5xx': Problem },

@@ -56,7 +56,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .columns(['user_id', 'created_at desc'])
     .execute();
 
-  // "Has this account signed in from this IP before?" for accounts under attack (SPEC §4).
+  // "Has this account signed in from this IP before?" for accounts under attack.
   await db.schema
     .createIndex('security_events_sign_ins')
     .on('security_events')

@@ -7,7 +7,7 @@ interface Tables {
 }
 
 /**
- * Shard-ready keys (SPEC §1): every user-owned table is keyed by its user first, so on a
+ * Shard-ready keys: every user-owned table is keyed by its user first, so on a
  * distributed engine (Citus) each user's rows live on one shard and every hot statement,
  * which names the user, touches one shard. PostgreSQL refuses a unique constraint that
  * does not include the partition key, as Citus does, so uniqueness of emails moves to a

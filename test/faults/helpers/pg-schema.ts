@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { describe } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../../src/store/database.js';
+import { sayWhySkipped } from '../../helpers/skip-reason.js';
 
 export interface FreshSchema {
   name: string;
@@ -38,7 +39,10 @@ const SKIP_REASON = !TEST_DATABASE_URL ? 'needs TEST_DATABASE_URL' : 'run it wit
 /** `describe`, or a skipped one saying why, for the fault suite. */
 export function describeFaults(title: string, fn: () => void): void {
   if (FAULTS_ENABLED) describe(title, fn);
-  else describe.skip(`${title} [skipped: ${SKIP_REASON}]`, fn);
+  else {
+    sayWhySkipped(`fault suite: ${SKIP_REASON}`);
+    describe.skip(`${title} [skipped: ${SKIP_REASON}]`, fn);
+  }
 }
 
 /**
