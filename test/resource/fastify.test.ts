@@ -2,26 +2,12 @@ import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { authOf, requireAuth, requireRole, tesseraAuth, type AuthContext, type Verifier } from '../../src/resource/fastify.js';
 import { TesseraAuthError } from '../../src/resource/verify.js';
-import { freePort, runSnippet } from './kit.js';
+import { fakeVerifier, freePort, runSnippet } from './kit.js';
 import { describeResourceServer } from './suite.js';
 
 // The Fastify 5 app of docs/resource-servers.md, run as written.
 describeResourceServer('tessera/fastify on Fastify 5', (issuer) => runSnippet('fastify', issuer));
 
-/** A verifier whose answer is the token: `roles:a,b` is a caller with those roles. */
-function fakeVerifier() {
-  let closed = 0;
-  const verifier: Verifier = {
-    async verify(token) {
-      if (!token) throw new TesseraAuthError('unauthorized', 'An Authorization: Bearer access token is required', { tokenPresented: false });
-      if (!token.startsWith('roles:')) throw new TesseraAuthError('unauthorized', 'The access token is not valid');
-      return { userId: 'u', sessionId: 's', roles: token.slice(6).split(',').filter(Boolean), amr: [], claims: {} } satisfies AuthContext;
-    },
-    status: () => ({ revocations: 'off', revokedSessions: 0 }),
-    close: () => void closed++,
-  };
-  return { verifier, closed: () => closed };
-}
 
 describe('tessera/fastify, in process', () => {
   it('is visible to every plugin of the app, as a preHandler hook too', async () => {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import ts from 'typescript';
 import { expect } from 'vitest';
+import { TesseraAuthError, type AuthContext, type Verifier } from '../../src/resource/verify.js';
 import { freePort } from '../faults/helpers/free-port.js';
 import { startLiveIssuer, type LiveIssuer } from '../helpers/live-issuer.js';
 
@@ -251,3 +252,18 @@ function localize(source: string, issuer: string, port: number): string {
 
 export type { LiveIssuer };
 export { freePort, startLiveIssuer };
+
+/** A verifier whose answer is the token: `roles:a,b` is a caller with those roles. */
+export function fakeVerifier() {
+  let closed = 0;
+  const verifier: Verifier = {
+    async verify(token) {
+      if (!token) throw new TesseraAuthError('unauthorized', 'An Authorization: Bearer access token is required', { tokenPresented: false });
+      if (!token.startsWith('roles:')) throw new TesseraAuthError('unauthorized', 'The access token is not valid');
+      return { userId: 'u', sessionId: 's', roles: token.slice(6).split(',').filter(Boolean), amr: [], claims: {} } satisfies AuthContext;
+    },
+    status: () => ({ revocations: 'off', revokedSessions: 0 }),
+    close: () => void closed++,
+  };
+  return { verifier, closed: () => closed };
+}

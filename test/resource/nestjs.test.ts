@@ -5,27 +5,13 @@ import { NestFactory, Reflector } from '@nestjs/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CurrentUser, Public, Roles, TesseraGuard, TesseraHttpException, TesseraModule, type AuthContext, type Verifier } from '../../src/resource/nestjs.js';
 import { TesseraAuthError } from '../../src/resource/verify.js';
-import { expectRefused, runSnippet } from './kit.js';
+import { expectRefused, fakeVerifier, runSnippet } from './kit.js';
 import { describeResourceServer } from './suite.js';
 
 // The NestJS app of docs/resource-servers.md, compiled as Nest projects compile (legacy
 // decorators with metadata) and run as written, on the NestJS 11 of the repo's node_modules.
 describeResourceServer('tessera/nestjs on NestJS 11', (issuer) => runSnippet('nestjs', issuer));
 
-/** A verifier whose answer is the token: `roles:a,b` is a caller with those roles. */
-function fakeVerifier() {
-  let closed = 0;
-  const verifier: Verifier = {
-    async verify(token) {
-      if (!token) throw new TesseraAuthError('unauthorized', 'An Authorization: Bearer access token is required', { tokenPresented: false });
-      if (!token.startsWith('roles:')) throw new TesseraAuthError('unauthorized', 'The access token is not valid');
-      return { userId: 'u', sessionId: 's', roles: token.slice(6).split(',').filter(Boolean), amr: [], claims: {} } satisfies AuthContext;
-    },
-    status: () => ({ revocations: 'off', revokedSessions: 0 }),
-    close: () => void closed++,
-  };
-  return { verifier, closed: () => closed };
-}
 
 // esbuild (vitest) has no legacy decorators: they are applied by calling them.
 type Decorator = (target: object, key: string, descriptor: PropertyDescriptor) => unknown;
