@@ -10,7 +10,7 @@ import {
  * The demo page as a newcomer first sees it (issue "first hour"): every view fits a 360 px
  * phone without sideways scrolling, nothing runs past its card, the sessions become cards on
  * narrow screens, axe-core finds nothing, and field borders and the focus ring meet WCAG 2.2's
- * 3:1 for non-text contrast. Screenshots of every view go to artifacts/screenshots/.
+ * 3:1 for non-text contrast. Screenshots of every view go to test-artifacts/screenshots/.
  */
 
 requireChromiumOnCi();

@@ -4,16 +4,13 @@
  * themselves and say why; on CI (CI set) a missing Chromium is a failure instead.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect, it } from 'vitest';
-import { loadConfig, type Config } from '../../src/core/config.js';
+import type { Config } from '../../src/core/config.js';
 import { SESSION_HINT_COOKIE } from '../../src/core/vocabulary.js';
-import { buildApp } from '../../src/server/app.js';
-import type { App } from '../../src/server/context.js';
-import { TEST_SECRET } from '../helpers/app.js';
-import { openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
+import type { Backend } from '../helpers/backends.js';
+import { startLiveServer as startLiveServerOn, type LiveServer } from '../helpers/live-issuer.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 export const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
@@ -50,27 +47,7 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
-export interface LiveServer {
-  /** `http://127.0.0.1:<port>`, equal to PUBLIC_URL, so the page's Origin passes the CSRF checks. */
-  url: string;
-  app: App;
-  config: Config;
-  db: TestStore;
-  close(): Promise<void>;
-}
-
-/** A port that was free a moment ago (PUBLIC_URL must be known before buildApp). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export type { LiveServer };
 
 /**
  * The real app with the real clock, listening on 127.0.0.1, serving the built demo
@@ -80,33 +57,7 @@ export async function startLiveServer(env: Record<string, string>, rateLimits: P
   if (!existsSync(new URL('../../dist/demo/app.js', import.meta.url))) {
     throw new Error('dist/demo is not built: run `npm run build` before the browser tests (npm test does)');
   }
-  const db = await openTestStore(BROWSER_BACKEND);
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const result = loadConfig({
-      TESSERA_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', PASSWORD_HASH_QUEUE: '1000', PORT: String(port), PUBLIC_URL: url, ...env,
-    });
-    if (!result.ok) throw new Error(result.errors.join('\n'));
-    const config: Config = { ...result.config, rateLimits: { ...result.config.rateLimits, registerPerIp: 10_000, ...rateLimits } };
-    const app = await buildApp({ config, store: db.store, secret: TEST_SECRET });
-    try {
-      await app.listen({ port, host: '127.0.0.1' });
-    } catch (error) {
-      await app.close();
-      // Someone took the port between picking and listening: pick again.
-      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
-      await db.close();
-      throw error;
-    }
-    return {
-      url, app, config, db,
-      close: async () => {
-        await app.close();
-        await db.close();
-      },
-    };
-  }
+  return startLiveServerOn(BROWSER_BACKEND, env, { registerPerIp: 10_000, ...rateLimits });
 }
 
 let counter = 0;
@@ -206,8 +157,8 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
 }
 
-/** The demo's screenshots for people to look at, by view and size (`artifacts/` is ignored by git). */
-export const SCREENSHOTS = fileURLToPath(new URL('../../artifacts/screenshots/', import.meta.url));
+/** The demo's screenshots for people to look at, by view and size, beside the other test artifacts (ignored by git). */
+export const SCREENSHOTS = `${ARTIFACTS}screenshots/`;
 const AXE_PATH = fileURLToPath(new URL('../../node_modules/axe-core/axe.min.js', import.meta.url));
 
 /**
