@@ -4,7 +4,7 @@
  */
 import { listSigningKeys, retireSigningKey, rotateSigningKey, type SigningKeysDeps } from '../auth/signing-keys.js';
 import { TesseraError } from '../core/errors.js';
-import { SIGNING_ALGS, type SigningAlg } from '../core/signing-alg.js';
+import { parseSigningAlg, type SigningAlg } from '../core/signing-alg.js';
 import { commandLogger, configOrExit, openStore, resolveSecret } from './setup.js';
 
 /** Runs `tessera keys …` with the arguments after `keys`; returns the exit code. */
@@ -54,6 +54,6 @@ async function printList(deps: SigningKeysDeps): Promise<number> {
 function parseAlg(args: string[]): SigningAlg | undefined | null {
   const i = args.indexOf('--alg');
   if (i === -1) return undefined;
-  return SIGNING_ALGS.find((a) => a.toLowerCase() === args[i + 1]?.toLowerCase()) ?? null;
+  return parseSigningAlg(args[i + 1]) ?? null;
 }
 

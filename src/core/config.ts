@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { parseDuration } from './duration.js';
 import { REFRESH_COOKIE_PATH } from './vocabulary.js';
-import { SIGNING_ALGS, privateJwkMembers, privateJwkProblem, type PrivateJwk, type SigningAlg } from './signing-alg.js';
+import { SIGNING_ALGS, parseSigningAlg, privateJwkMembers, privateJwkProblem, type PrivateJwk, type SigningAlg } from './signing-alg.js';
 
 export type { PrivateJwk } from './signing-alg.js';
 
@@ -176,10 +176,11 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
   }
 
   const rawAlg = value('SIGNING_ALG') ?? 'EdDSA';
-  const signingAlg = SIGNING_ALGS.find((alg) => alg.toLowerCase() === rawAlg.toLowerCase()) ?? 'EdDSA';
-  if (signingAlg.toLowerCase() !== rawAlg.toLowerCase()) {
+  const parsedAlg = parseSigningAlg(rawAlg);
+  if (parsedAlg === undefined) {
     errors.push(`SIGNING_ALG=${JSON.stringify(rawAlg)} is not valid: expected one of ${SIGNING_ALGS.join(', ')}`);
   }
+  const signingAlg = parsedAlg ?? 'EdDSA';
 
   const secret = value('TESSERA_SECRET');
   if (secret !== undefined && Buffer.byteLength(secret) < 32) {

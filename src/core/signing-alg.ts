@@ -2,6 +2,11 @@
 export const SIGNING_ALGS = ['EdDSA', 'ES256', 'RS256'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
+/** `es256`, `ES256`… → `ES256`; undefined if it names none of SIGNING_ALGS. */
+export function parseSigningAlg(text: string | undefined): SigningAlg | undefined {
+  return SIGNING_ALGS.find((alg) => alg.toLowerCase() === text?.toLowerCase());
+}
+
 /** RSA keys shorter than this are refused (NIST SP 800-131A). */
 export const RSA_MIN_BITS = 2048;
 
