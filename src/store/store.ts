@@ -92,6 +92,8 @@ const MAX_TRANSACTION_ATTEMPTS = 5;
 /** How long a purge may hold its lease before another node may take over (a node that died holding it). */
 const PURGE_LEASE_SECONDS = 10 * 60;
 const SIGNING_KEY_LEASE_SECONDS = 30;
+/** The nil UUID: never a user's id (ids are random version 4 UUIDs). */
+const NO_USER_ID = '00000000-0000-0000-0000-000000000000';
 /** Users per statement of an import: 10 parameters each, far below PostgreSQL's 65535 per statement. */
 const IMPORT_BATCH = 1000;
 
@@ -173,10 +175,15 @@ export class Store {
     }
   }
 
-  /** Two single-shard reads: the email's owner, then the user (a join would span shards). */
+  /**
+   * Two single-shard reads: the email's owner, then the user (a join would span shards). An
+   * unknown email makes the second read too, of an id no user has: sign-in answers an unknown
+   * email and a wrong password in the same time, and a read less would tell them apart.
+   */
   async findUserByEmail(email: string): Promise<UserWithCredentials | undefined> {
     const owner = await this.#ownerOf(email);
-    return owner === undefined ? undefined : this.findUserById(owner);
+    const user = await this.findUserById(owner ?? NO_USER_ID);
+    return owner === undefined ? undefined : user;
   }
 
   async #ownerOf(email: string): Promise<string | undefined> {
