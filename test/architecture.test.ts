@@ -36,7 +36,7 @@ const RULES: Rule[] = [
   {
     // Storage knows the domain's types, never HTTP and never the use cases.
     layer: 'store',
-    forbiddenLayers: ['auth', 'server', 'client', 'demo', 'cli', 'index'],
+    forbiddenLayers: ['auth', 'server', 'client', 'demo', 'cli', 'index', 'delivery'],
     forbiddenPackages: ['fastify', '@fastify/*'],
   },
   {
@@ -45,6 +45,14 @@ const RULES: Rule[] = [
     allowedLayers: ['auth', 'core', 'store'],
     forbiddenLayers: [],
     forbiddenPackages: ['fastify', '@fastify/*', 'kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino'],
+  },
+  {
+    // Delivery of the outbox (mails, webhooks): the domain and the store's SQL, never HTTP, the use
+    // cases or the CLI; it writes to a logger it is handed, so no pino either.
+    layer: 'delivery',
+    allowedLayers: ['delivery', 'core', 'store'],
+    forbiddenLayers: [],
+    forbiddenPackages: ['fastify', '@fastify/*', 'pino'],
   },
   {
     // HTTP at the edge: it calls the use cases; nothing calls it but the CLI and the package entry.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
-import { deriveKey } from '../core/derive-key.js';
-import { seal, unseal } from '../core/seal.js';
+import { deriveKey, deriveKeys } from '../core/derive-key.js';
+import { Sealer, UnsealError, seal } from '../core/seal.js';
 import { RSA_MIN_BITS, algOfJwk, type PrivateJwk, type SigningAlg } from '../core/signing-alg.js';
 import type { NewSigningKey, Store, StoredSigningKey } from '../store/store.js';
 
@@ -30,6 +30,8 @@ const PUBLISH_LEEWAY_SECONDS = 60;
 export interface KeyRingOptions {
   /** TESSERA_SECRET: the private parts are sealed under a key derived from it. */
   secret: string;
+  /** TESSERA_SECRET_PREVIOUS: keys still sealed under it are opened too (until `tessera secrets rotate` re-seals them). */
+  secretPrevious?: string | undefined;
   /** SIGNING_KEYS: keys managed by the operator, never written to the database. */
   configured: PrivateJwk[] | undefined;
   /** SIGNING_ALG: the algorithm of keys Tessera generates. */
@@ -53,19 +55,19 @@ export class KeyRing {
   private constructor(
     private readonly store: KeyStore,
     private readonly options: KeyRingOptions,
-    private readonly sealingKey: Buffer,
+    private readonly sealer: Sealer,
   ) {}
 
   static async load(store: KeyStore, options: KeyRingOptions, now: Date): Promise<KeyRing> {
-    const ring = new KeyRing(store, options, sealingKeyFor(options.secret));
+    const ring = new KeyRing(store, options, signingKeySealer(options.secret, options.secretPrevious));
     if (options.configured) {
       ring.#keys = await Promise.all(options.configured.map((jwk) => loadKey(jwk, new Date(0))));
       return ring;
     }
     // The first key signs at once; a change of SIGNING_ALG rotates to a key of the new algorithm.
-    await store.ensureSigningKey(() => generateSigningKey(options.alg, ring.sealingKey), now);
+    await store.ensureSigningKey(() => generateSigningKey(options.alg, ring.sealer.keys.current), now);
     await store.ensureSigningKey(
-      () => generateSigningKey(options.alg, ring.sealingKey, new Date(now.getTime() + ROTATION_DELAY_SECONDS * 1000)),
+      () => generateSigningKey(options.alg, ring.sealer.keys.current, new Date(now.getTime() + ROTATION_DELAY_SECONDS * 1000)),
       now,
       undefined,
       (keys) => keys.at(-1)?.alg !== options.alg,
@@ -128,11 +130,17 @@ export class KeyRing {
 
   #unseal(row: StoredSigningKey): string {
     try {
-      return unseal(this.sealingKey, row.privateJwkSealed);
-    } catch {
+      return this.sealer.unseal(row.privateJwkSealed);
+    } catch (error) {
+      if (!(error instanceof UnsealError)) throw error;
       throw new Error(
-        `the signing key ${row.kid} in the database was sealed with a different TESSERA_SECRET; ` +
-          'start with the secret it was created with (in development: DATA_DIR/secret), or supply keys with SIGNING_KEYS',
+        error.triedPrevious
+          ? `the signing key ${row.kid} in the database was sealed with neither TESSERA_SECRET nor TESSERA_SECRET_PREVIOUS; ` +
+              'set TESSERA_SECRET_PREVIOUS to the secret it was created with, or supply keys with SIGNING_KEYS'
+          : `the signing key ${row.kid} in the database was sealed with a different TESSERA_SECRET; ` +
+              'start with the secret it was created with (in development: DATA_DIR/secret), or, to change the secret, ' +
+              'set that one as TESSERA_SECRET_PREVIOUS until `tessera secrets rotate` has re-sealed the keys (docs/operations.md); ' +
+              'or supply keys with SIGNING_KEYS',
       );
     }
   }
@@ -158,6 +166,11 @@ export function keyStatuses(keys: readonly { signsFrom: Date }[], now: Date, acc
 
 export function sealingKeyFor(secret: string): Buffer {
   return deriveKey(secret, 'signing-key-encryption');
+}
+
+/** Seals signing keys under TESSERA_SECRET; opens them under it or TESSERA_SECRET_PREVIOUS (the key ring, `tessera secrets rotate`). */
+export function signingKeySealer(secret: string, previous: string | undefined): Sealer {
+  return new Sealer(deriveKeys(secret, previous, 'signing-key-encryption'));
 }
 
 /**

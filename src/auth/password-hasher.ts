@@ -18,6 +18,16 @@ const isUnusable = (passwordHash: string) => passwordHash.startsWith('!');
 const isBcrypt = (passwordHash: string) => /^\$2[aby]\$/.test(passwordHash);
 
 /**
+ * The 503 of a full queue. The caller hears `service_unavailable` like any other; the metrics
+ * count it apart (`hash_queue`), as the sign of more sign-ins than the CPUs can hash.
+ */
+export class HashQueueFull extends TesseraError {
+  constructor() {
+    super('service_unavailable', { detail: 'Too many sign-ins at once; try again shortly', retryAfter: 1 });
+  }
+}
+
+/**
  * argon2id off the event loop with bounded concurrency: at most `concurrency`
  * hashes or verifications (bcrypt ones included) run and at most `queue` wait. Past that, callers get a fast 503, so a
  * login flood costs bounded memory (19 MiB per running hash) instead of a crash.
@@ -33,6 +43,16 @@ export class PasswordHasher {
     private readonly queue: number,
   ) {
     this.#dummyHash = hash(crypto.randomUUID(), ARGON2_PARAMS);
+  }
+
+  /** Hashes and verifications running now (at most `concurrency`), for the metrics. */
+  get inFlight(): number {
+    return this.#running;
+  }
+
+  /** Those waiting for a slot (at most `queue`), for the metrics. */
+  get queued(): number {
+    return this.#waiting.length;
   }
 
   hash(password: string): Promise<string> {
@@ -68,7 +88,7 @@ export class PasswordHasher {
   async #run<T>(task: () => Promise<T>): Promise<T> {
     if (this.#running >= this.concurrency) {
       if (this.#waiting.length >= this.queue) {
-        throw new TesseraError('service_unavailable', { detail: 'Too many sign-ins at once; try again shortly', retryAfter: 1 });
+        throw new HashQueueFull();
       }
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     } else {

@@ -1,5 +1,6 @@
 import type { RateLimitConfig } from '../core/config.js';
 import { TesseraError } from '../core/errors.js';
+import { NO_METER, type AuthMeter } from './meter.js';
 import type { WindowCounter } from './window-counter.js';
 
 /**
@@ -16,8 +17,17 @@ import type { WindowCounter } from './window-counter.js';
  * | `login_account`    | email        | before the check; success refunds its one | past it, only known clients may keep trying (the real user is not locked out) |
  * | `password_change`  | user id      | before the check; success clears          | a stolen access token must not become a password-guessing oracle |
  * | `refresh_session`  | session id   | after the MAC check                       | the session id is in every access token: forged tokens must not spend a victim's budget |
+ * | `admin_ip`         | IP           | every admin API request, before the key or token check; success refunds | guesses sent in parallel cannot all pass a check made before they count |
+ * | `reset_account`    | email        | every forgot-password request; silent      | 5 reset mails an hour: a mailbox cannot be flooded |
+ * | `forgot_ip`        | IP           | every forgot-password request; silent      | one client cannot probe or flood many accounts |
+ * | `verification`     | address      | every verification or email-change mail; silent | an address cannot be flooded with links |
+ *
+ * The last three are "silent": past them the request still answers 202 and sends nothing,
+ * so the answer never tells whether an account exists.
  */
-export type KeyedBudget = 'login_account_ip' | 'login_account' | 'password_change' | 'refresh_session';
+export type KeyedBudget =
+  'login_account_ip' | 'login_account' | 'password_change' | 'refresh_session' | 'reset_account' | 'forgot_ip' | 'verification'
+  | 'admin_ip';
 
 /** Budgets per client IP, enforced at the HTTP edge. */
 export type IpBudget = 'register' | 'login' | 'refresh';
@@ -43,6 +53,8 @@ export class RateLimits {
     readonly enabled: boolean,
     limits: RateLimitConfig,
     private readonly counter: WindowCounter,
+    /** Told of every refusal, per-IP ones included, by budget. */
+    private readonly meter: Pick<AuthMeter, 'rateLimited'> = NO_METER,
   ) {
     const budget = (max: number, windowSeconds: number): Budget => Object.freeze({ max, windowSeconds });
     this.#keyed = Object.freeze({
@@ -51,6 +63,10 @@ export class RateLimits {
       // Password checks by a signed-in user get the same allowance as sign-in guesses from one place.
       password_change: budget(limits.loginFailuresPerAccountIp, limits.loginFailuresPerAccountIpWindow),
       refresh_session: budget(limits.refreshPerSession, limits.refreshPerSessionWindow),
+      reset_account: budget(limits.passwordResetPerAccount, limits.passwordResetPerAccountWindow),
+      forgot_ip: budget(limits.forgotPasswordPerIp, limits.forgotPasswordPerIpWindow),
+      verification: budget(limits.verificationPerRecipient, limits.verificationPerRecipientWindow),
+      admin_ip: budget(limits.adminFailuresPerIp, limits.adminFailuresPerIpWindow),
     });
     this.#perIp = Object.freeze({
       register: budget(limits.registerPerIp, limits.registerPerIpWindow),
@@ -75,7 +91,16 @@ export class RateLimits {
   /** Counts one event and refuses it with 429 `rate_limited` when over the budget. */
   async take(budget: KeyedBudget, key: string): Promise<void> {
     const spent = await this.spend(budget, key);
-    if (spent.exceeded) throw rateLimited(spent.retryAfter);
+    if (spent.exceeded) throw this.refuse(budget, spent.retryAfter);
+  }
+
+  /**
+   * The 429 that refuses an event over `budget`, counted for the metrics: `take` throws it, and
+   * so do a caller that decides after `spend` and the per-IP limits of the HTTP layer.
+   */
+  refuse(budget: KeyedBudget | IpBudget, retryAfter: number): TesseraError {
+    this.meter.rateLimited(budget);
+    return rateLimited(retryAfter);
   }
 
   /** Gives one event back (an attempt counted up front that succeeded). */

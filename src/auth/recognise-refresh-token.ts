@@ -3,6 +3,7 @@ import { TesseraError } from '../core/errors.js';
 import type { ParsedRefreshToken, RefreshTokenCodec } from '../core/refresh-token.js';
 import type { RequestMeta } from '../core/vocabulary.js';
 import type { RefreshableSession, Store } from '../store/store.js';
+import type { AuthMeter, RefreshRule } from './meter.js';
 
 /**
  * The two steps every use case that is handed a refresh token takes (refresh, sign-out, and
@@ -24,6 +25,18 @@ export interface JudgeDeps {
   store: Pick<Store, 'findSessionForRefresh' | 'revokeForReuse'>;
   refreshPolicy: RefreshPolicy;
   clock: () => Date;
+  /** Told of each session ended for reuse; none: nothing is counted. */
+  meter?: Pick<AuthMeter, 'reuseDetected'>;
+}
+
+/**
+ * Rule 4's refusal. The caller hears `refresh_token_reused`, exactly as for any token of a
+ * session already ended for reuse (rule 6); the metrics tell the two apart: this request ended it.
+ */
+export class ReuseDetected extends TesseraError {
+  constructor() {
+    super('refresh_token_reused');
+  }
 }
 
 /**
@@ -58,14 +71,17 @@ export function unlessTesseraError(error: unknown): undefined {
  */
 export async function judge(
   deps: JudgeDeps, recognised: Recognised, meta: RequestMeta,
-): Promise<{ session: RefreshableSession; next: NextState; now: Date }> {
+): Promise<{ session: RefreshableSession; next: NextState; now: Date; rule: RefreshRule }> {
   let { session } = recognised;
   for (;;) {
     const now = deps.clock();
     const decision = decideRefresh(session, recognised.parsed.generation, now, deps.refreshPolicy);
     if (decision.action === 'reject') throw new TesseraError(decision.code);
-    if (decision.action !== 'revoke') return { session, next: decision.next, now };
-    if (await deps.store.revokeForReuse(session.user.id, session.id, now, meta)) throw new TesseraError(decision.code);
+    if (decision.action !== 'revoke') return { session, next: decision.next, now, rule: decision.action };
+    if (await deps.store.revokeForReuse(session.user.id, session.id, now, meta)) {
+      deps.meter?.reuseDetected();
+      throw new ReuseDetected();
+    }
     session = await reread(deps, session);
   }
 }

@@ -3,6 +3,7 @@ import type { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { RequestMeta } from '../core/vocabulary.js';
 import type { Store } from '../store/store.js';
 import { issueTokens, type IssueDeps, type Tokens } from './issue-tokens.js';
+import type { AuthMeter } from './meter.js';
 import type { RateLimits } from './rate-limits.js';
 import { judge, recognise, reread, type JudgeDeps, type RecogniseDeps } from './recognise-refresh-token.js';
 
@@ -13,6 +14,8 @@ export interface RefreshGrantDeps extends RecogniseDeps, JudgeDeps, IssueDeps {
   refreshTokens: Pick<RefreshTokenCodec, 'parse' | 'verify' | 'issue'>;
   store: Pick<Store, 'findSessionForRefresh' | 'revokeForReuse' | 'applyRefresh'>;
   limits: Pick<RateLimits, 'take'>;
+  /** Told the rule of each refresh and of each reuse detected; none: nothing is counted. */
+  meter?: Pick<AuthMeter, 'refreshed' | 'reuseDetected'>;
 }
 
 /**
@@ -25,8 +28,9 @@ export async function refreshGrant(deps: RefreshGrantDeps, token: unknown, meta:
   const recognised = await recognise(deps, token);
   await deps.limits.take('refresh_session', recognised.session.id);
   for (let attempt = 1; ; attempt++) {
-    const { session, next, now } = await judge(deps, recognised, meta);
+    const { session, next, now, rule } = await judge(deps, recognised, meta);
     if (await deps.store.applyRefresh(session.user.id, session.id, session, next, meta)) {
+      deps.meter?.refreshed(rule);
       return issueTokens(deps, { session, generation: next.generation, expiresAt: next.expiresAt, now });
     }
     if (attempt >= MAX_ATTEMPTS) {

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { deriveKey } from '../core/derive-key.js';
+import { deriveKeys, type PurposeKeys } from '../core/derive-key.js';
 import { TesseraError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 
@@ -35,6 +35,8 @@ export interface RevocationFeedDeps {
   accessTokenTtl: number;
   /** TESSERA_SECRET: cursors carry a MAC, so a forged one is refused. */
   secret: string;
+  /** TESSERA_SECRET_PREVIOUS: cursors given out under it are still accepted. */
+  secretPrevious?: string | undefined;
 }
 
 /**
@@ -43,11 +45,11 @@ export interface RevocationFeedDeps {
  * Tessera per request. One database read per node every CACHE_MS serves every caller.
  */
 export class RevocationFeed {
-  readonly #cursorKey: Buffer;
+  readonly #cursorKeys: PurposeKeys;
   #cache: { at: number; read: Promise<RevocationEntry[]> } | undefined;
 
   constructor(private readonly deps: RevocationFeedDeps) {
-    this.#cursorKey = deriveKey(deps.secret, 'revocation-cursor');
+    this.#cursorKeys = deriveKeys(deps.secret, deps.secretPrevious, 'revocation-cursor');
   }
 
   /** Entries revoked after `after` (less the overlap), or in the whole window without it. */
@@ -74,19 +76,24 @@ export class RevocationFeed {
 
   #cursor(ms: number): string {
     const time = ms.toString(36);
-    return `${time}.${this.#mac(time)}`;
+    return `${time}.${this.#mac(time, this.#cursorKeys.current)}`;
   }
 
   #cursorTime(cursor: string): number {
     const [time = '', mac = '', extra] = cursor.split('.');
-    const expected = Buffer.from(this.#mac(time));
+    const { current, previous } = this.#cursorKeys;
     // constant-time: a timing oracle would let a forger find the MAC byte by byte
-    const genuine = extra === undefined && /^[0-9a-z]{1,12}$/.test(time) && mac.length === expected.length && timingSafeEqual(Buffer.from(mac), expected);
+    const macIs = (key: Buffer) => {
+      const expected = Buffer.from(this.#mac(time, key));
+      return mac.length === expected.length && timingSafeEqual(Buffer.from(mac), expected);
+    };
+    // A cursor given out before TESSERA_SECRET changed is tried under the previous secret only after the current one failed.
+    const genuine = extra === undefined && /^[0-9a-z]{1,12}$/.test(time) && (macIs(current) || (previous !== undefined && macIs(previous)));
     if (!genuine) throw new TesseraError('invalid_request', { detail: 'The cursor is not one this feed gave out; start again without `after`' });
     return Number.parseInt(time, 36);
   }
 
-  #mac(text: string): string {
-    return createHmac('sha256', this.#cursorKey).update(text).digest('base64url').slice(0, 22);
+  #mac(text: string, key: Buffer): string {
+    return createHmac('sha256', key).update(text).digest('base64url').slice(0, 22);
   }
 }

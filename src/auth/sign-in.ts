@@ -1,24 +1,27 @@
+import type { Config } from '../core/config.js';
 import { TesseraError } from '../core/errors.js';
 import { assertPasswordLength, normalizeEmail } from '../core/password-policy.js';
 import type { RequestMeta, Transport } from '../core/vocabulary.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
 import type { Store } from '../store/store.js';
+import { mailOn } from './account-links.js';
 import { endReplacedSession } from './end-replaced-session.js';
 import { issueTokens, type IssueDeps, type Tokens } from './issue-tokens.js';
+import { noteDevice, type KnownDeviceDeps } from './known-device.js';
 import { newSession, type SessionLifetimes } from './new-session.js';
 import type { PasswordHasher } from './password-hasher.js';
-import { rateLimited, type RateLimits } from './rate-limits.js';
+import type { RateLimits } from './rate-limits.js';
 import { tryRecognise, type Recognised, type RecogniseDeps } from './recognise-refresh-token.js';
 
-export interface SignInDeps extends RecogniseDeps, IssueDeps {
+export interface SignInDeps extends RecogniseDeps, IssueDeps, KnownDeviceDeps {
   refreshTokens: Pick<RefreshTokenCodec, 'parse' | 'verify' | 'issue'>;
   store: Pick<
     Store,
     'findUserByEmail' | 'hasSignedInFrom' | 'updatePasswordHash' | 'createSession' | 'recordEvent' | 'findSessionForRefresh' | 'revokeSession'
   >;
   hasher: Pick<PasswordHasher, 'verify' | 'hash' | 'needsRehash'>;
-  limits: Pick<RateLimits, 'spend' | 'take' | 'refund' | 'clear'>;
-  config: SessionLifetimes;
+  limits: Pick<RateLimits, 'spend' | 'take' | 'refund' | 'clear' | 'refuse'>;
+  config: SessionLifetimes & Pick<Config, 'requireVerifiedEmail' | 'mail'>;
   clock: () => Date;
 }
 
@@ -28,6 +31,8 @@ export interface SignInInput {
   transport: Transport;
   /** The browser's refresh cookie, if it sent one: it may prove a known client, and it names a session to replace. */
   cookieToken?: string;
+  /** The browser's device cookie (cookie transport), for "sign-in from a new device" notices. */
+  deviceCookie?: string;
   meta: RequestMeta;
   /**
    * Runs a task once the answer has been sent. `login_failed` is written there: the
@@ -60,7 +65,7 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   // so the attacker cannot lock the real user out.
   if (perAccount.exceeded) {
     const known = user && ((await fromCookie())?.session.user.id === user.id || (meta.ip !== null && (await store.hasSignedInFrom(user.id, meta.ip))));
-    if (!known) throw rateLimited(perAccount.retryAfter);
+    if (!known) throw limits.refuse('login_account', perAccount.retryAfter);
   }
 
   // Unknown email and wrong password take the same path and the same time: one argon2 verification.
@@ -74,6 +79,8 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   }
   await Promise.all([limits.clear('login_account_ip', `${email}|${meta.ip}`), limits.refund('login_account', email)]);
   if (user.disabled) throw new TesseraError('account_disabled');
+  // Only after a correct password: an unverified address is no secret from the account's owner.
+  if (deps.config.requireVerifiedEmail && mailOn(deps.config) && !user.emailVerified) throw new TesseraError('email_not_verified');
   if (hasher.needsRehash(user.passwordHash)) {
     // bcrypt (imported) or old argon2 parameters: replaced now that the password is known. A failure (hash
     // queue full, database write refused) must not fail a sign-in that succeeded: the next one tries again.
@@ -88,6 +95,7 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   const now = deps.clock();
   const session = newSession(deps.config, user.id, now);
   await store.createSession(session, meta);
+  await noteDevice(deps, user.id, session.id, { transport: input.transport, cookie: input.deviceCookie, meta });
   if (input.transport === 'cookie') await endReplacedSession(deps, await fromCookie(), now, meta);
   // The record without its credentials: tokens and what callers log never carry the hash.
   const { passwordHash: _hash, disabled: _disabled, ...record } = user;

@@ -2,9 +2,12 @@
  * `tessera keys list|rotate|retire`: the signing keys in the database, for operators.
  * Every node picks up a change within 10 s; nothing here loads the HTTP application.
  */
-import { listSigningKeys, retireSigningKey, rotateSigningKey, type SigningKeysDeps } from '../auth/signing-keys.js';
+import { retireKeyAsAdmin, rotateKeyAsAdmin, type AdminSigningKeysDeps } from '../auth/admin/signing-keys.js';
+import { listSigningKeys } from '../auth/signing-keys.js';
 import { TesseraError } from '../core/errors.js';
 import { parseSigningAlg, type SigningAlg } from '../core/signing-alg.js';
+import { AdminStore } from '../store/admin-store.js';
+import { operator } from './admin-setup.js';
 import { commandLogger, configOrExit, openStore, resolveSecret } from './setup.js';
 
 /** Runs `tessera keys …` with the arguments after `keys`; returns the exit code. */
@@ -23,15 +26,18 @@ export async function keysCommand(args: string[]): Promise<number | undefined> {
   }
   const logger = commandLogger(config);
   const { store, database } = await openStore(config, logger);
-  const deps: SigningKeysDeps = { store, secret: resolveSecret(config, logger), accessTokenTtl: config.accessTokenTtl, clock: () => new Date() };
+  const deps: AdminSigningKeysDeps = {
+    store, admin: new AdminStore(store.db, store.events), secret: resolveSecret(config, logger), accessTokenTtl: config.accessTokenTtl, clock: () => new Date(),
+  };
   try {
     if (sub === 'list') return await printList(deps);
     if (sub === 'rotate') {
-      const key = await rotateSigningKey(deps, alg ?? config.signingAlg);
+      // Recorded as admin_action (keys.rotate) naming cli:<os user>, as the admin API records its own.
+      const key = await rotateKeyAsAdmin(deps, operator(), alg ?? config.signingAlg);
       process.stdout.write(`added ${key.alg} key ${key.kid}: published now, signs from ${key.signsFrom.toISOString()}\n`);
       return 0;
     }
-    await retireSigningKey(deps, kid!, force);
+    await retireKeyAsAdmin(deps, operator(), kid!, force);
     process.stdout.write(`retired ${kid}: no longer published\n`);
     return 0;
   } catch (error) {
@@ -43,7 +49,7 @@ export async function keysCommand(args: string[]): Promise<number | undefined> {
   }
 }
 
-async function printList(deps: SigningKeysDeps): Promise<number> {
+async function printList(deps: AdminSigningKeysDeps): Promise<number> {
   for (const key of await listSigningKeys(deps)) {
     process.stdout.write(`${key.kid}  ${key.alg.padEnd(5)}  ${key.status.padEnd(9)}  signs from ${key.signsFrom.toISOString()}\n`);
   }

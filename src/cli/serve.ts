@@ -1,6 +1,10 @@
 import { Server } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.js';
 import { buildApp } from '../server/app.js';
+import type { App } from '../server/context.js';
 import { schedulePurge } from '../server/housekeeping.js';
+import { listenForMetrics, type MetricsListener } from '../server/metrics.js';
 import { connectRedis } from '../server/redis.js';
 import { configOrExit, createLogger, openStore, resolveSecret } from './setup.js';
 
@@ -38,15 +42,26 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   if (!config.rateLimitsEnabled) {
     logger.warn('RATE_LIMITS=off: every rate limit is disabled. Use this for benchmarks and load tests only, never in production.');
   }
+  if (config.mailOffReason) {
+    logger.warn(`email features are off: ${config.mailOffReason}. Password reset, email verification and notices need SMTP_URL (docs/email.md); EMAIL=off silences this.`);
+  } else if (config.mail === 'log') {
+    logger.info('no SMTP_URL: mails (with their links) are written to this log, for development');
+  }
+  if (config.secretPrevious) {
+    logger.info(
+      'TESSERA_SECRET_PREVIOUS is set: refresh tokens, cursors and signing keys made under it are still accepted; everything new is made under TESSERA_SECRET. ' +
+        'Once every node runs with the new secret, run `tessera secrets rotate`; remove TESSERA_SECRET_PREVIOUS after SESSION_MAX_AGE (docs/operations.md).',
+    );
+  }
   if (!config.production && !config.cookieSecure) {
     logger.info('development mode: the refresh cookie is not Secure because PUBLIC_URL is http');
   }
 
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger, { cluster: config.redisCluster }) : undefined;
 
   let app;
   try {
-    app = await buildApp({ config, store, secret, logger, redis, requestLine: terminal });
+    app = await buildApp({ config, store, secret, secretPrevious: config.secretPrevious, logger, redis, requestLine: terminal, databasePool: database.pool });
   } catch (error) {
     logger.fatal(`cannot start: ${(error as Error).message}`);
     process.exit(1);
@@ -60,6 +75,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info(`Tessera is ready at ${config.publicUrl} — open it for the demo page (listening on ${config.host}:${port}, storage: ${database.description})`);
+  const metrics = await startMetrics(app, config, logger);
 
   const stopPurging = schedulePurge(store, config.sessionRetention, logger);
 
@@ -90,6 +106,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
     await app.close();
     clearInterval(reaper);
+    await metrics?.close();
     await database.db.destroy().catch((error: Error) => logger.warn({ err: { message: error.message } }, 'closing the database pool failed'));
     await redis?.quit().catch(() => redis?.disconnect());
     logger.info('stopped');
@@ -97,4 +114,35 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/**
+ * METRICS_PORT's listener, started and logged; or the line that says where the metrics are on
+ * the main port (METRICS_TOKEN alone). Nothing without either.
+ */
+async function startMetrics(app: App, config: Config, logger: Logger): Promise<MetricsListener | undefined> {
+  let listener: MetricsListener | undefined;
+  try {
+    listener = await listenForMetrics(app);
+  } catch (error) {
+    logger.fatal(`cannot listen for metrics on ${config.host}:${config.metricsPort}: ${(error as { code?: string }).code ?? (error as Error).message}`);
+    process.exit(1);
+  }
+  if (listener) {
+    const credential = config.metricsToken ? 'with Authorization: Bearer <METRICS_TOKEN>' : 'with no credential';
+    logger.info(`metrics at http://${config.host}:${listener.port}/metrics, ${credential}`);
+    if (!config.metricsToken && !isLoopback(config.host)) {
+      logger.warn(
+        `METRICS_PORT listens on ${config.host} with no credential: keep port ${listener.port} reachable by your scraper only ` +
+          '(a firewall or private network), or set METRICS_TOKEN as well',
+      );
+    }
+  } else if (config.metricsToken) {
+    logger.info(`metrics at ${config.publicUrl}/metrics, with Authorization: Bearer <METRICS_TOKEN>`);
+  }
+  return listener;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

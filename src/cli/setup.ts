@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { loadConfig, type Config } from '../core/config.js';
 import { LOG_REDACT_PATHS } from '../core/vocabulary.js';
 import { migrateToLatest, openDatabase, type OpenDatabase } from '../store/database.js';
+import { EventLog, outboxPolicy } from '../store/event-log.js';
 import { Store } from '../store/store.js';
 import { dataDirHeld, holdDataDir } from './data-dir-lock.js';
 import { explainDatabaseError } from './explain-database-error.js';
@@ -58,7 +59,8 @@ export async function openStore(
     });
     const applied = await migrateToLatest(database.db, config.databaseSchema);
     for (const name of applied) logger.info(`applied migration ${name}`);
-    return { store: new Store(database.db), database, applied };
+    // A command's events (an operator's actions) send their webhooks and notices as the server's do.
+    return { store: new Store(database.db, new EventLog(outboxPolicy(config))), database, applied };
   } catch (error) {
     await database?.db.destroy().catch(() => {});
     const reason = explainDatabaseError(error, config.databaseUrl);

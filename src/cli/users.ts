@@ -1,12 +1,129 @@
 /**
- * `tessera users import FILE` and `tessera users roles EMAIL a,b`: the use cases of
- * src/auth on the configured database, with their answers written for a terminal.
+ * `tessera users …`: the use cases of src/auth on the configured database, with their answers
+ * written for a terminal. `list`, `show`, `create`, `delete`, `disable`, `enable`, `sessions`,
+ * `revoke-sessions` and `reset-factors` are the admin API's use cases (src/auth/admin), acting
+ * as `cli:<os user name>`; `import` and `roles` are the CLI's own.
  */
 import { createReadStream } from 'node:fs';
+import { createUser } from '../auth/admin/create-user.js';
+import { deleteUser } from '../auth/admin/delete-user.js';
+import { listUserSessions } from '../auth/admin/list-user-sessions.js';
+import { resetFactors } from '../auth/admin/reset-factors.js';
+import { revokeUserSessions } from '../auth/admin/revoke-user-sessions.js';
+import { searchUsers } from '../auth/admin/search-users.js';
+import { showUser } from '../auth/admin/show-user.js';
+import { updateUser } from '../auth/admin/update-user.js';
 import { IMPORT_LINE_MAX_BYTES, importUsers } from '../auth/import-users.js';
 import { setUserRoles } from '../auth/set-user-roles.js';
 import type { RequestMeta } from '../core/vocabulary.js';
+import { limitFlag, parseFlags, userIdOf, withAdmin, type AdminCli } from './admin-setup.js';
 import { commandLogger, configOrExit, openStore } from './setup.js';
+
+/** The commands that name one user, by email or id. */
+const ONE_USER = ['show', 'delete', 'disable', 'enable', 'sessions', 'revoke-sessions', 'reset-factors'] as const;
+type OneUserCommand = (typeof ONE_USER)[number];
+
+/**
+ * Runs `tessera users <sub> …` (but `import` and `roles`) with the arguments after `users`;
+ * returns the exit code, or undefined when the arguments are wrong (main.ts prints the usage, 2).
+ */
+export async function usersCommand(args: readonly string[]): Promise<number | undefined> {
+  const [sub, ...rest] = args;
+  if (sub === 'list') {
+    const flags = parseFlags(rest, ['--query', '--limit', '--cursor']);
+    const limit = limitFlag(flags?.options.get('--limit'));
+    if (!flags || flags.positional.length > 0 || limit === null) return undefined;
+    return withAdmin((cli) => usersList(cli, flags.options.get('--query'), limit, flags.options.get('--cursor')));
+  }
+  if (sub === 'create') {
+    const flags = parseFlags(rest, ['--name', '--roles']);
+    if (!flags || flags.positional.length !== 1) return undefined;
+    const roles = flags.options.get('--roles');
+    return withAdmin((cli) => usersCreate(cli, flags.positional[0]!, flags.options.get('--name'), roles));
+  }
+  if ((ONE_USER as readonly string[]).includes(sub ?? '') && rest.length === 1 && !rest[0]!.startsWith('--')) {
+    return withAdmin((cli) => oneUser(cli, sub as OneUserCommand, rest[0]!));
+  }
+  return undefined;
+}
+
+async function usersList(cli: AdminCli, query: string | undefined, limit: number | undefined, cursor: string | undefined): Promise<number> {
+  const page = await searchUsers(cli, { query, limit, cursor });
+  for (const user of page.users) {
+    const name = user.name ? `  "${user.name}"` : '';
+    const roles = user.roles.length > 0 ? `  roles ${user.roles.join(',')}` : '';
+    process.stdout.write(`${user.id}  ${user.email}${name}${roles}${user.disabled ? '  (disabled)' : ''}\n`);
+  }
+  if (page.users.length === 0) process.stdout.write('no users\n');
+  if (page.nextCursor) {
+    const again = [query !== undefined ? `--query ${JSON.stringify(query)}` : '', limit !== undefined ? `--limit ${limit}` : ''].filter(Boolean).join(' ');
+    process.stdout.write(`more: tessera users list ${again ? `${again} ` : ''}--cursor ${page.nextCursor}\n`);
+  }
+  return 0;
+}
+
+async function usersCreate(cli: AdminCli, email: string, name: string | undefined, roles: string | undefined): Promise<number> {
+  // The CLI sets no password: the user sets one through a password reset (none is ever typed into a shell history).
+  const hasher = { hash: async (): Promise<string> => { throw new Error('the CLI sets no password'); } };
+  const list = roles === undefined || roles.trim() === '' ? undefined : roles.split(',').map((role) => role.trim());
+  const user = await createUser({ ...cli, hasher }, cli.actor, { email, ...(name !== undefined ? { name } : {}), ...(list ? { roles: list } : {}) });
+  process.stdout.write(`created ${user.email} (${user.id})${user.roles.length > 0 ? ` with roles ${user.roles.join(',')}` : ''}; it has no password until the user sets one with a password reset\n`);
+  return 0;
+}
+
+async function oneUser(cli: AdminCli, command: OneUserCommand, ref: string): Promise<number> {
+  const id = await userIdOf(cli, ref);
+  if (id === undefined) return 1;
+  const user = await showUser(cli, id);
+  switch (command) {
+    case 'show':
+      printUser(user);
+      return 0;
+    case 'delete':
+      await deleteUser(cli, cli.actor, id);
+      process.stdout.write(`deleted ${user.email} (${id}): its sessions ended; its security events are kept, without IP addresses\n`);
+      return 0;
+    case 'disable':
+    case 'enable':
+      await updateUser(cli, cli.actor, id, { disabled: command === 'disable' });
+      process.stdout.write(`${command === 'disable' ? 'disabled' : 'enabled'} ${user.email}\n`);
+      return 0;
+    case 'sessions': {
+      const sessions = await listUserSessions(cli, id);
+      for (const s of sessions) {
+        process.stdout.write(`${s.id}  ${s.device}  last used ${s.lastUsedAt.toISOString()}  from ${s.ip ?? 'unknown'}  since ${s.createdAt.toISOString()}\n`);
+      }
+      if (sessions.length === 0) process.stdout.write(`${user.email} has no active sessions\n`);
+      return 0;
+    }
+    case 'revoke-sessions': {
+      const count = await revokeUserSessions(cli, cli.actor, id);
+      process.stdout.write(`ended ${count} session${count === 1 ? '' : 's'} of ${user.email}\n`);
+      return 0;
+    }
+    case 'reset-factors': {
+      const count = await resetFactors(cli, cli.actor, id);
+      process.stdout.write(`removed every second factor and passkey of ${user.email} (${count}); the password alone signs them in now\n`);
+      return 0;
+    }
+  }
+}
+
+function printUser(user: Awaited<ReturnType<typeof showUser>>): void {
+  const rows: [string, string][] = [
+    ['id', user.id],
+    ['email', `${user.email} (${user.emailVerified ? 'verified' : 'not verified'})`],
+    ['name', user.name || '(none)'],
+    ['created', user.createdAt.toISOString()],
+    ['disabled', user.disabled ? 'yes' : 'no'],
+    ['roles', user.roles.length > 0 ? user.roles.join(',') : '(none)'],
+    ['organisation', user.orgId ?? '(none)'],
+    ['metadata', JSON.stringify(user.metadata)],
+    ['sessions', `${user.activeSessions} active`],
+    ['second factors', user.factors.length > 0 ? user.factors.map((f) => `${f.kind}${f.name ? ` "${f.name}"` : ''}`).join(', ') : '(none)'],
+  ];
+  for (const [label, value] of rows) process.stdout.write(`${`${label}:`.padEnd(16)}${value}\n`);
+}
 
 /** What the CLI's security events record: no IP, no browser. */
 const CLI_META: RequestMeta = Object.freeze({ ip: null, userAgent: null });

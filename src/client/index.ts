@@ -1,4 +1,7 @@
-export { TesseraClient, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason, type TesseraClientOptions, type User } from './tessera-client.js';
+export {
+  takeLinkToken, TesseraClient, type AccountExport, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason,
+  type TesseraClientOptions, type User, type VerifyEmailResult,
+} from './tessera-client.js';
 export { TesseraClientError, type ClientErrorCode } from './errors.js';
 export { withAxios, type AxiosLike } from './axios.js';
 export { deviceName } from '../core/device-name.js';

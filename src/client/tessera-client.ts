@@ -63,8 +63,25 @@ export interface TesseraClientOptions {
   crossTab?: boolean;
 }
 
+/** What `exportAccount()` returns: everything Tessera stores about the user (never a password hash or a token). */
+export interface AccountExport {
+  user: Record<string, unknown>;
+  sessions: Record<string, unknown>[];
+  events: Record<string, unknown>[];
+  [part: string]: unknown;
+}
+
+/** What `verifyEmail()` found: whether the link moved the account to a new address, and the user when signed in here. */
+export interface VerifyEmailResult {
+  /** true for an email change's link (the account now uses the address the link was sent to); false for sign-up's verification */
+  emailChanged: boolean;
+  /** the signed-in user, read again after the change; null when this client is not signed in */
+  user: User | null;
+}
+
 type Message =
   | { type: 'tokens'; accessToken: string; expiresAt: number; user: User | null }
+  | { type: 'user'; user: User }
   | { type: 'signed_out'; reason: SignOutReason };
 
 interface TokenResponse {
@@ -186,8 +203,10 @@ export class TesseraClient {
     if (scope !== 'others') this.#signOut('logout', true);
   }
 
+  /** The signed-in user, read from Tessera; `state.user` takes it too (a name or address changed elsewhere shows). */
   async me(): Promise<User> {
     const { user } = await this.#json<{ user: User }>(this.#auth('/me'));
+    this.#updateUser(user, true);
     return user;
   }
 
@@ -200,11 +219,94 @@ export class TesseraClient {
   }
 
   async changePassword(currentPassword: string, newPassword: string): Promise<void> {
-    await this.#json(this.#auth('/password'), { method: 'POST', body: JSON.stringify({ currentPassword, newPassword }), headers: { 'content-type': 'application/json' } });
+    await this.#send('POST', '/password', { currentPassword, newPassword });
   }
 
   async events(): Promise<SecurityEvent[]> {
     return (await this.#json<{ events: SecurityEvent[] }>(this.#auth('/events'))).events;
+  }
+
+  /**
+   * Asks for a password reset link for `email`. Resolves the same way whether or not an account
+   * has that address (Tessera answers 202 either way), so say "if an account exists for this
+   * address, a link is on its way". The link opens `APP_URL/reset-password#token=…`.
+   */
+  async forgotPassword(email: string): Promise<void> {
+    await this.#public(this.#auth('/password/forgot'), { email });
+  }
+
+  /**
+   * Sets a new password with a reset link's token (see `takeLinkToken`). Every session of the
+   * account ends, so this client signs out too, and clears its cookie when it may hold one
+   * (the browser that resets is usually not signed in; if it is, it cannot tell whose session
+   * it holds without asking, and a sign-in costs less than a session left half-dead).
+   * A used, expired or replaced link is `invalid_token`; a refused password `weak_password`.
+   */
+  async resetPassword(token: string, newPassword: string): Promise<void> {
+    await this.#public(this.#auth('/password/reset'), { token, newPassword });
+    if (this.#state.status === 'signed_in' || (this.#state.status === 'unknown' && this.#maySignIn())) {
+      // `local` logout is idempotent: the ended session answers 204, and the cookies go.
+      await this.logout().catch(() => this.#signOut('logout', true));
+    }
+  }
+
+  /**
+   * Uses a verification link's token (sign-up's, or an email change's: both open
+   * `APP_URL/verify-email#token=…`). An email change's link moves the account to the new
+   * address; `email_taken` if someone took it meanwhile. When signed in here, the user is read
+   * again, so `state.user` shows `emailVerified` (and the new address) at once.
+   */
+  async verifyEmail(token: string): Promise<VerifyEmailResult> {
+    await this.#public(this.#auth('/email/verify'), { token });
+    const emailChanged = linkPurpose(token) === 'change_email';
+    if (this.#state.status !== 'signed_in') return { emailChanged, user: null };
+    try {
+      return { emailChanged, user: await this.me() };
+    } catch {
+      // Verified all the same; the user shows at the next refresh.
+      return { emailChanged, user: this.#state.user };
+    }
+  }
+
+  /**
+   * Sends a new verification link: to the signed-in user without `email`, or to `email` without
+   * a session (a user who cannot sign in until verified). Resolves whether or not a mail goes
+   * out (202 always; limited per recipient).
+   */
+  async resendVerification(email?: string): Promise<void> {
+    if (email !== undefined) await this.#public(this.#auth('/email/verify/resend'), { email });
+    else await this.#send('POST', '/email/verify/resend', {});
+  }
+
+  /**
+   * Starts an email change: a link goes to `newEmail` (a notice to the current address), and the
+   * address changes when that link is used (`verifyEmail`). A wrong current password is
+   * `invalid_credentials` (403).
+   */
+  async changeEmail(newEmail: string, currentPassword: string): Promise<void> {
+    await this.#send('POST', '/email', { newEmail, currentPassword });
+  }
+
+  /** Changes the user's name; `state.user` follows. */
+  async updateProfile(changes: { name?: string }): Promise<User> {
+    const { user } = await this.#send<{ user: User }>('PATCH', '/me', changes);
+    this.#updateUser(user, true);
+    return user;
+  }
+
+  /**
+   * Deletes the account, its sessions and personal data, after checking the current password
+   * (a wrong one is `invalid_credentials`, 403, and nothing changes). Then signs out here and in
+   * every tab, as `logout` does.
+   */
+  async deleteAccount(currentPassword: string): Promise<void> {
+    await this.#send('DELETE', '/me', { currentPassword });
+    this.#signOut('logout', true);
+  }
+
+  /** Everything Tessera stores about the user, as one JSON document (offer it as a download). */
+  async exportAccount(): Promise<AccountExport> {
+    return this.#json<AccountExport>(this.#auth('/me/export'));
   }
 
   /**
@@ -389,6 +491,7 @@ export class TesseraClient {
 
   #receive(message: Message): void {
     if (message.type === 'tokens') this.#setTokens(message.accessToken, message.expiresAt, message.user);
+    else if (message.type === 'user') this.#updateUser(message.user, false);
     else if (message.type === 'signed_out') this.#signOut(message.reason, false);
   }
 
@@ -424,10 +527,18 @@ export class TesseraClient {
     });
   }
 
+  /** A newer copy of the signed-in user (same id): into the state, and to the other tabs. */
+  #updateUser(user: User, broadcast: boolean): void {
+    if (this.#state.status !== 'signed_in' || this.#state.user.id !== user.id) return;
+    this.#setState({ status: 'signed_in', user });
+    if (broadcast) this.#channel?.postMessage({ type: 'user', user } satisfies Message);
+  }
+
+  /** Listeners hear of sign-in, sign-out and a change in the user's details, never of a plain refresh. */
   #setState(state: AuthState): void {
     const previous = this.#state;
     this.#state = state;
-    const same = previous.status === state.status && previous.user?.id === state.user?.id &&
+    const same = previous.status === state.status && sameUser(previous.user, state.user) &&
       (previous as { reason?: string }).reason === (state as { reason?: string }).reason;
     if (!same) for (const listener of this.#listeners) listener(state);
   }
@@ -440,6 +551,24 @@ export class TesseraClient {
     const response = await this.fetch(path, init);
     if (!response.ok) throw await TesseraClientError.from(response);
     return (response.status === 204 ? undefined : await response.json()) as T;
+  }
+
+  /** A call with the access token and a JSON body to one of Tessera's account routes. */
+  #send<T = void>(method: 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown): Promise<T> {
+    return this.#json<T>(this.#auth(path), { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  }
+
+  /** A call to a route that takes no credential (a link's token, or an address, is the proof). */
+  async #public(path: string, body: unknown): Promise<void> {
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#resolve(path), {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), credentials: 'omit',
+      });
+    } catch (error) {
+      throw new TesseraClientError('network_error', 0, (error as Error).message);
+    }
+    if (!response.ok) throw await TesseraClientError.from(response);
   }
 
   /** A call to Tessera's own refresh-token endpoints: credentials and the CSRF header in cookie mode. */
@@ -468,6 +597,52 @@ export class TesseraClient {
 function withBearer(request: Request, token: string | null): Request {
   if (token) request.headers.set('authorization', `Bearer ${token}`);
   return request;
+}
+
+function sameUser(a: User | null, b: User | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((key) => JSON.stringify((a as unknown as Record<string, unknown>)[key]) === JSON.stringify((b as unknown as Record<string, unknown>)[key]));
+}
+
+/**
+ * Reads a mail link's token from the page's address (`…#token=…`) and takes it out of the
+ * address with `history.replaceState`, so it stays in no history entry, bookmark or shared
+ * URL (a fragment never goes to a server, nor into a Referer). Other fragment parameters stay.
+ * Returns null when there is none. Call it once, before anything else reads the address.
+ *
+ * @example
+ * const token = takeLinkToken(); // on /reset-password#token=…: the token; the address is now /reset-password
+ * if (token) await auth.resetPassword(token, newPassword);
+ */
+export function takeLinkToken(): string | null {
+  if (typeof location === 'undefined') return null;
+  const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+  const token = params.get('token');
+  if (token === null) return null;
+  params.delete('token');
+  const rest = params.toString();
+  try {
+    history.replaceState(history.state, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+  } catch {
+    // No history to rewrite (an unusual embedding): the token is still read, once.
+  }
+  return token.trim() || null;
+}
+
+const LINK_PURPOSES = ['verify_email', 'reset_password', 'change_email'] as const;
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * What a link's token is for. Its first byte names the purpose (src/core/link-token.ts); the
+ * token is still checked by Tessera alone, this only picks the words to show.
+ */
+function linkPurpose(token: string): (typeof LINK_PURPOSES)[number] | undefined {
+  if (token.length < 2) return undefined;
+  const [high, low] = [BASE64URL.indexOf(token[0]!), BASE64URL.indexOf(token[1]!)];
+  if (high < 0 || low < 0) return undefined;
+  return LINK_PURPOSES[(high << 2) | (low >> 4)];
 }
 
 function isVisible(): boolean {

@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { parseDuration } from './duration.js';
+import { listsSeveralRedisAddresses, parseRedisClusterSeeds } from './redis-url.js';
+import { NOTICE_NAMES, type NoticeName } from './outbox-message.js';
 import { REFRESH_COOKIE_PATH } from './vocabulary.js';
 import { SIGNING_ALGS, parseSigningAlg, privateJwkMembers, privateJwkProblem, type PrivateJwk, type SigningAlg } from './signing-alg.js';
 
@@ -23,10 +25,22 @@ export interface RateLimitConfig {
   loginFailuresPerAccountWindow: number;
   registerPerIp: number;
   registerPerIpWindow: number;
+  /** reset mails per account (silent when exceeded) */
+  passwordResetPerAccount: number;
+  passwordResetPerAccountWindow: number;
+  /** forgot-password requests per IP (silent when exceeded) */
+  forgotPasswordPerIp: number;
+  forgotPasswordPerIpWindow: number;
+  /** verification and email-change mails per recipient address (silent when exceeded) */
+  verificationPerRecipient: number;
+  verificationPerRecipientWindow: number;
   refreshPerSession: number;
   refreshPerSessionWindow: number;
   refreshPerIp: number;
   refreshPerIpWindow: number;
+  /** requests to the admin API per IP without a valid admin key or admin token (counted before the check) */
+  adminFailuresPerIp: number;
+  adminFailuresPerIpWindow: number;
 }
 
 /** Validated, frozen configuration. Durations are in seconds. */
@@ -48,6 +62,8 @@ export interface Config {
   audience: string;
   /** undefined in development means "generate one into dataDir". */
   secret: string | undefined;
+  /** TESSERA_SECRET_PREVIOUS: the secret TESSERA_SECRET replaced, still accepted to verify and unseal while everything moves over. */
+  secretPrevious: string | undefined;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   sessionMaxAge: number;
@@ -60,13 +76,42 @@ export interface Config {
   /** Where the auth routes live, and the only path the refresh cookie is sent to: `/auth`, or the prefix Tessera is embedded under. */
   refreshCookiePath: string;
   trustProxy: boolean | number | string[];
+  /** One Redis URL, or with `redisCluster` the comma-separated seed nodes of a Redis Cluster. */
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER=on: `redisUrl` names a Redis Cluster, reached with ioredis' cluster client. */
+  redisCluster: boolean;
   rateLimitsEnabled: boolean;
   rateLimits: RateLimitConfig;
   passwordHashConcurrency: number;
   passwordHashQueue: number;
+  /** METRICS_PORT: `GET /metrics` on its own listener (on `host`, no auth unless `metricsToken`); undefined: not. */
+  metricsPort: number | undefined;
+  /** METRICS_TOKEN: the Bearer token `GET /metrics` asks for (on the main port when there is no `metricsPort`). */
+  metricsToken: string | undefined;
+  /** ADMIN_API_KEY: the keys of the admin API (`/admin`), each at least 32 bytes; empty: the admin API is off. */
+  adminApiKeys: readonly string[];
   logLevel: LogLevel;
   production: boolean;
+  /**
+   * How mails leave: `smtp` (SMTP_URL), `log` (no SMTP_URL, development on a loopback
+   * PUBLIC_URL: each mail written to the log with its link) or `off` (every email feature off).
+   */
+  mail: 'smtp' | 'log' | 'off';
+  /** Why email features are off, for the start-up warning; undefined when on or turned off with EMAIL=off. */
+  mailOffReason: string | undefined;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  appName: string;
+  /** Where the links in mails point (`/reset-password#token=…`): APP_URL, default PUBLIC_URL. */
+  appUrl: string;
+  /** The notices mailed to users (NOTIFY). */
+  notify: readonly NoticeName[];
+  webhookUrl: string | undefined;
+  /** Standard Webhooks secret: `whsec_` + base64, or raw bytes without the prefix. */
+  webhookSecret: string | undefined;
+  passwordResetTtl: number;
+  emailVerificationTtl: number;
+  requireVerifiedEmail: boolean;
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimitConfig = Object.freeze({
@@ -78,10 +123,18 @@ export const DEFAULT_RATE_LIMITS: RateLimitConfig = Object.freeze({
   loginFailuresPerAccountWindow: 60 * 60,
   registerPerIp: 20,
   registerPerIpWindow: 60 * 60,
+  passwordResetPerAccount: 5,
+  passwordResetPerAccountWindow: 60 * 60,
+  forgotPasswordPerIp: 20,
+  forgotPasswordPerIpWindow: 60 * 60,
+  verificationPerRecipient: 5,
+  verificationPerRecipientWindow: 60 * 60,
   refreshPerSession: 60,
   refreshPerSessionWindow: 60,
   refreshPerIp: 1000,
   refreshPerIpWindow: 60,
+  adminFailuresPerIp: 20,
+  adminFailuresPerIpWindow: 15 * 60,
 });
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: string[] };
@@ -188,6 +241,15 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
   } else if (secret === undefined && production) {
     errors.push('TESSERA_SECRET is required when NODE_ENV=production: set at least 32 random bytes (try: openssl rand -base64 48)');
   }
+  // Never echo either value: both are root secrets.
+  const secretPrevious = value('TESSERA_SECRET_PREVIOUS');
+  if (secretPrevious !== undefined && Buffer.byteLength(secretPrevious) < 32) {
+    errors.push('TESSERA_SECRET_PREVIOUS is too short: it must be at least 32 bytes, as it must be the TESSERA_SECRET you are replacing');
+  } else if (secretPrevious !== undefined && secret === undefined) {
+    errors.push('TESSERA_SECRET_PREVIOUS is set but TESSERA_SECRET is not: put the new secret in TESSERA_SECRET and the one it replaces (in development: the contents of DATA_DIR/secret) in TESSERA_SECRET_PREVIOUS; see docs/operations.md');
+  } else if (secretPrevious !== undefined && secretPrevious === secret) {
+    errors.push('TESSERA_SECRET_PREVIOUS is the same as TESSERA_SECRET: it must be the secret TESSERA_SECRET replaced, or unset');
+  }
 
   const corsOrigins: string[] = [];
   for (const origin of (value('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean)) {
@@ -208,6 +270,8 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     errors.push('COOKIE_SAMESITE=none needs a Secure cookie: use an https PUBLIC_URL (browsers refuse SameSite=None without Secure)');
   }
 
+  const email = emailSettings(value, oneOf, errors, { production, publicUrl, publicOrigin });
+
   const config: Config = {
     port,
     host,
@@ -221,6 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     signingAlg,
     audience: value('ACCESS_TOKEN_AUDIENCE') ?? publicUrl,
     secret,
+    secretPrevious,
     accessTokenTtl: duration('ACCESS_TOKEN_TTL', '15m'),
     refreshTokenTtl: duration('REFRESH_TOKEN_TTL', '7d'),
     sessionMaxAge: duration('SESSION_MAX_AGE', '30d'),
@@ -233,19 +298,126 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     refreshCookiePath: REFRESH_COOKIE_PATH,
     trustProxy: parseTrustProxy(value('TRUST_PROXY')),
     redisUrl: value('REDIS_URL'),
+    redisCluster: oneOf('REDIS_CLUSTER', ['on', 'off'], 'off') === 'on',
     rateLimitsEnabled: oneOf('RATE_LIMITS', ['on', 'off'], 'on') === 'on',
     rateLimits: DEFAULT_RATE_LIMITS,
     passwordHashConcurrency: integer('PASSWORD_HASH_CONCURRENCY', Math.max(1, availableParallelism()), 1, 256),
     passwordHashQueue: integer('PASSWORD_HASH_QUEUE', 32, 0, 10_000),
+    metricsPort: value('METRICS_PORT') === undefined ? undefined : integer('METRICS_PORT', 0, 0, 65535),
+    metricsToken: value('METRICS_TOKEN'),
+    adminApiKeys: adminApiKeys(value('ADMIN_API_KEY'), errors),
     logLevel: oneOf<LogLevel>('LOG_LEVEL', LOG_LEVELS, 'info'),
     production,
+    ...email,
+    passwordResetTtl: duration('PASSWORD_RESET_TTL', '30m'),
+    emailVerificationTtl: duration('EMAIL_VERIFICATION_TTL', '24h'),
+    requireVerifiedEmail: oneOf('REQUIRE_VERIFIED_EMAIL', ['on', 'off'], 'off') === 'on',
   };
 
-  if (config.redisUrl && !/^rediss?:\/\//.test(config.redisUrl)) {
+  if (config.redisCluster) {
+    if (!config.redisUrl) errors.push('REDIS_CLUSTER=on needs REDIS_URL: one or more nodes of the cluster, as redis://host:port,redis://host:port');
+    else errors.push(...parseRedisClusterSeeds(config.redisUrl).problems);
+  } else if (config.redisUrl && listsSeveralRedisAddresses(config.redisUrl)) {
+    errors.push('REDIS_URL lists several addresses, but a single Redis takes one: set REDIS_CLUSTER=on to use them as the seed nodes of a Redis Cluster');
+  } else if (config.redisUrl && !/^rediss?:\/\//.test(config.redisUrl)) {
     errors.push('REDIS_URL must start with redis:// or rediss://');
   }
 
+  // Never echo the token: whoever reads it can read the metrics.
+  if (config.metricsToken !== undefined && Buffer.byteLength(config.metricsToken) < 32) {
+    errors.push('METRICS_TOKEN is too short: it must be at least 32 bytes (try: openssl rand -base64 48)');
+  }
+  if (config.metricsPort !== undefined && config.metricsPort !== 0 && config.metricsPort === config.port) {
+    errors.push(`METRICS_PORT=${config.metricsPort} is the same as PORT: the metrics need a port of their own (or unset METRICS_PORT and use METRICS_TOKEN)`);
+  }
+
   return errors.length ? { ok: false, errors } : { ok: true, config: Object.freeze(config) };
+}
+
+/**
+ * ADMIN_API_KEY: one key, or several separated by commas (to change keys without a gap), each
+ * at least 32 bytes of visible ASCII. Never echoed: whoever reads a key administers every account.
+ */
+function adminApiKeys(raw: string | undefined, errors: string[]): readonly string[] {
+  if (raw === undefined) return Object.freeze([]);
+  const keys = raw.split(',').map((key) => key.trim());
+  keys.forEach((key, i) => {
+    const which = keys.length === 1 ? 'ADMIN_API_KEY' : `ADMIN_API_KEY: key ${i + 1} of ${keys.length}`;
+    if (key === '') errors.push(`${which} is empty: separate keys with single commas`);
+    else if (!/^[\x21-\x7e]+$/.test(key)) errors.push(`${which} holds a space or a character outside visible ASCII: it must be sent as a Bearer token (try: openssl rand -base64 48)`);
+    else if (Buffer.byteLength(key) < 32) errors.push(`${which} is too short: each key must be at least 32 bytes (try: openssl rand -base64 48)`);
+  });
+  return Object.freeze(keys);
+}
+
+type EmailSettings = Pick<
+  Config, 'mail' | 'mailOffReason' | 'smtpUrl' | 'mailFrom' | 'appName' | 'appUrl' | 'notify' | 'webhookUrl' | 'webhookSecret'
+>;
+
+/** SMTP_URL, MAIL_FROM, EMAIL, APP_NAME, APP_URL, NOTIFY, WEBHOOK_URL and WEBHOOK_SECRET. */
+function emailSettings(
+  value: (name: string) => string | undefined,
+  oneOf: <T extends string>(name: string, allowed: readonly T[], fallback: T) => T,
+  errors: string[],
+  site: { production: boolean; publicUrl: string; publicOrigin: string },
+): EmailSettings {
+  const smtpUrl = value('SMTP_URL');
+  if (smtpUrl !== undefined && !(/^smtps?:\/\//.test(smtpUrl) && URL.canParse(smtpUrl))) {
+    // Never echo the value: it may carry a password.
+    errors.push('SMTP_URL must be an smtp:// or smtps:// URL, such as smtps://user:password@smtp.example.com:465');
+  }
+  const enabled = oneOf('EMAIL', ['on', 'off'], 'on') === 'on';
+  const loopback = isLoopbackUrl(site.publicOrigin);
+  const mail: Config['mail'] = !enabled ? 'off' : smtpUrl ? 'smtp' : !site.production && loopback ? 'log' : 'off';
+  const mailOffReason = !enabled || mail !== 'off' ? undefined
+    : site.production ? 'no SMTP_URL is set (NODE_ENV=production)'
+    : 'no SMTP_URL is set and PUBLIC_URL is not a loopback address';
+
+  const appName = value('APP_NAME') ?? 'Tessera';
+  if (/[\r\n]/.test(appName) || appName.length > 100) errors.push('APP_NAME must be one line of at most 100 characters');
+  const host = URL.canParse(site.publicOrigin) ? new URL(site.publicOrigin).hostname : 'localhost';
+  const mailFrom = value('MAIL_FROM') ?? `${appName.replace(/["\\]/g, '')} <no-reply@${host.includes('.') ? host : `${host}.localdomain`}>`;
+  if (/[\r\n]/.test(mailFrom)) errors.push('MAIL_FROM must be one line, such as "Example <no-reply@example.com>"');
+
+  let appUrl = site.publicUrl;
+  const rawAppUrl = value('APP_URL');
+  if (rawAppUrl !== undefined) {
+    if (/^https?:\/\//.test(rawAppUrl) && URL.canParse(rawAppUrl)) appUrl = rawAppUrl.replace(/\/+$/, '');
+    else errors.push(`APP_URL=${JSON.stringify(rawAppUrl)} is not valid: expected the http(s) URL of your front end, where /reset-password lives`);
+  }
+
+  const rawNotify = value('NOTIFY') ?? 'all';
+  let notify: NoticeName[] = [];
+  if (rawNotify === 'all') notify = [...NOTICE_NAMES];
+  else if (rawNotify !== 'none') {
+    for (const name of rawNotify.split(',').map((n) => n.trim()).filter(Boolean)) {
+      if ((NOTICE_NAMES as string[]).includes(name)) notify.push(name as NoticeName);
+      else errors.push(`NOTIFY: ${JSON.stringify(name)} is not a notice: expected all, none, or a comma list of ${NOTICE_NAMES.join(', ')}`);
+    }
+  }
+
+  const webhookUrl = value('WEBHOOK_URL');
+  const webhookSecret = value('WEBHOOK_SECRET');
+  if (webhookUrl !== undefined && !(/^https?:\/\//.test(webhookUrl) && URL.canParse(webhookUrl))) {
+    errors.push('WEBHOOK_URL must be an http(s) URL');
+  }
+  if (webhookUrl !== undefined && webhookSecret === undefined) {
+    errors.push('WEBHOOK_URL needs WEBHOOK_SECRET: the receiver checks every delivery with it (try: echo whsec_$(openssl rand -base64 32))');
+  } else if (webhookSecret !== undefined && webhookSecretBytes(webhookSecret).length < 24) {
+    errors.push('WEBHOOK_SECRET is too short: use whsec_ followed by at least 24 random bytes in base64 (try: echo whsec_$(openssl rand -base64 32))');
+  }
+  return { mail, mailOffReason, smtpUrl, mailFrom, appName, appUrl, notify, webhookUrl, webhookSecret };
+}
+
+/** A Standard Webhooks secret's key: `whsec_` + base64 is decoded; anything else is used as its bytes. */
+export function webhookSecretBytes(secret: string): Buffer {
+  return secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : Buffer.from(secret, 'utf8');
+}
+
+function isLoopbackUrl(origin: string): boolean {
+  if (!URL.canParse(origin)) return false;
+  const host = new URL(origin).hostname;
+  return host === 'localhost' || host.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]';
 }
 
 function parseTrustProxy(raw: string | undefined): boolean | number | string[] {

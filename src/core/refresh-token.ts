@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { deriveKey } from './derive-key.js';
+import { deriveKeys } from './derive-key.js';
 
 const PREFIX = 'tsr_';
 const VERSION_2 = 2;
@@ -38,19 +38,30 @@ export function newSessionSalt(): Buffer {
  * Version 1 tokens (no version byte, no user id) are still recognised, so sessions
  * started before the upgrade keep working; their next token is version 2.
  *
+ * While TESSERA_SECRET changes, tokens made under TESSERA_SECRET_PREVIOUS are recognised
+ * too, but every token is issued under TESSERA_SECRET: a token is a function of the
+ * current secret and the session, so a replay returns the very token the rotation
+ * returned, whichever secret the presented one was made with.
+ *
  * @example
- * const codec = new RefreshTokenCodec(secret);
+ * const codec = new RefreshTokenCodec(secret, previousSecret);
  * const token = codec.issue(user.id, session.id, session.salt, session.generation);
  * const parsed = codec.parse(token);
  * if (parsed && codec.verify(parsed, session.salt)) { ... }
  */
 export class RefreshTokenCodec {
   readonly #root: Buffer;
+  /** K_refresh under TESSERA_SECRET_PREVIOUS: only tried after the current one failed. */
+  readonly #previousRoot: Buffer | undefined;
   /** K_session by salt object: a refresh verifies one token and issues the next with the same salt, deriving the key once. */
   readonly #sessionKeys = new WeakMap<Buffer, Buffer>();
+  readonly #previousSessionKeys = new WeakMap<Buffer, Buffer>();
 
-  constructor(secret: string) {
-    this.#root = deriveKey(secret, 'refresh-token');
+  /** `secret`: TESSERA_SECRET, which issues; `previous`: TESSERA_SECRET_PREVIOUS, which only verifies. */
+  constructor(secret: string, previous?: string) {
+    const keys = deriveKeys(secret, previous, 'refresh-token');
+    this.#root = keys.current;
+    this.#previousRoot = keys.previous;
   }
 
   issue(userId: string, sessionId: string, salt: Buffer, generation: number): string {
@@ -92,19 +103,27 @@ export class RefreshTokenCodec {
     };
   }
 
-  /** True if the token's MAC is genuine for this session's salt. */
+  /**
+   * True if the token's MAC is genuine for this session's salt, under TESSERA_SECRET or
+   * else TESSERA_SECRET_PREVIOUS. A genuine token of either is the same token to the
+   * rotation rules: its generation alone decides.
+   */
   verify(parsed: ParsedRefreshToken, salt: Buffer): boolean {
     const payloadBytes = parsed.version === 1 ? V1_PAYLOAD_BYTES : V2_PAYLOAD_BYTES;
-    const expected = this.#mac(salt, parsed.bytes.subarray(0, payloadBytes));
+    const payload = parsed.bytes.subarray(0, payloadBytes);
+    const presented = parsed.bytes.subarray(payloadBytes);
     // constant-time: a timing oracle would leak MAC bytes one at a time
-    return timingSafeEqual(expected, parsed.bytes.subarray(payloadBytes));
+    if (timingSafeEqual(this.#mac(salt, payload), presented)) return true;
+    // Only after the current secret failed, so a token under it costs one MAC, as without a previous secret.
+    return this.#previousRoot !== undefined && timingSafeEqual(this.#mac(salt, payload, true), presented);
   }
 
-  #mac(salt: Buffer, payload: Buffer): Buffer {
-    let sessionKey = this.#sessionKeys.get(salt);
+  #mac(salt: Buffer, payload: Buffer, previous = false): Buffer {
+    const cache = previous ? this.#previousSessionKeys : this.#sessionKeys;
+    let sessionKey = cache.get(salt);
     if (!sessionKey) {
-      sessionKey = createHmac('sha256', this.#root).update(salt).digest();
-      this.#sessionKeys.set(salt, sessionKey);
+      sessionKey = createHmac('sha256', previous ? this.#previousRoot! : this.#root).update(salt).digest();
+      cache.set(salt, sessionKey);
     }
     return createHmac('sha256', sessionKey).update(payload).digest();
   }

@@ -18,11 +18,32 @@ export const SECURITY_EVENT_TYPES = [
   'imported',
   /** the set of roles replaced (`tessera users roles`) */
   'roles_changed',
+  // accounts: email, recovery, notifications
+  'email_verified',
+  'password_reset_requested',
+  'password_reset',
+  'email_change_requested',
+  'email_changed',
+  /** a sign-in from a browser or app not seen before for this account */
+  'new_device',
+  'account_deleted',
+  'profile_updated',
+  // second factors
+  'mfa_enabled',
+  'mfa_disabled',
+  'mfa_failed',
+  'recovery_code_used',
+  'passkey_added',
+  'passkey_removed',
+  /** anything an operator did through the admin API or CLI; `detail` names the actor and the action */
+  'admin_action',
 ] as const;
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];
 
 /** Why a session was ended; `reuse` is the one that makes every later holder hear `refresh_token_reused`. */
-export const REVOKE_REASONS = ['logout', 'reuse', 'revoked', 'password_changed', 'logout_others', 'logout_global'] as const;
+export const REVOKE_REASONS = [
+  'logout', 'reuse', 'revoked', 'password_changed', 'logout_others', 'logout_global', 'password_reset', 'account_deleted', 'admin',
+] as const;
 export type RevokeReason = (typeof REVOKE_REASONS)[number];
 
 /** Who did something, from where: recorded with sessions and security events. */
@@ -57,6 +78,14 @@ export const SESSION_HINT_COOKIE = 'tessera_session';
 export const SESSION_HINT_COOKIE_PATH = '/';
 export const SESSION_HINT_VALUE = '1';
 
+/**
+ * The browser's device cookie: random, HttpOnly, sent only to Tessera's routes, kept 400 days
+ * (browsers' limit) and never cleared by sign-out, so a sign-in from a browser not seen before
+ * can be told apart (SPEC §7 notices).
+ */
+export const DEVICE_COOKIE = 'tessera_device';
+export const DEVICE_COOKIE_MAX_AGE = 400 * 24 * 60 * 60;
+
 /** The header cookie-mode refresh and logout must carry (a cross-site form cannot set it). */
 export const CSRF_HEADER = 'x-tessera-csrf';
 
@@ -68,6 +97,9 @@ export const LOG_REDACT_PATHS: readonly string[] = Object.freeze([
   '*.password',
   '*.currentPassword',
   '*.newPassword',
+  '*.token',
+  '*.code',
+  '*.recoveryCode',
   '*.refreshToken',
   '*.accessToken',
 ]);

@@ -1,8 +1,17 @@
 // The demo account page, built only from the public client: what a new user sees first.
 import {
-  deviceName, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, TesseraClient, TesseraClientError, type AuthState, type SecurityEventType,
-  type SessionInfo, type User,
+  deviceName, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, takeLinkToken, TesseraClient, TesseraClientError, type AuthState,
+  type SecurityEventType, type SessionInfo, type User,
 } from '../client/index.js';
+
+/**
+ * Which page this is: the account page at `/`, or one a mail's link opens. The link's token is
+ * taken out of the address before anything else runs, so it stays in no history entry.
+ */
+type Route = 'account' | 'reset' | 'verify';
+const ROUTES: Record<string, Route> = { '/reset-password': 'reset', '/verify-email': 'verify' };
+let route: Route = ROUTES[location.pathname] ?? 'account';
+const linkToken = route === 'account' ? null : takeLinkToken();
 
 const auth = new TesseraClient();
 // Exposed for the end-to-end tests and for poking around in devtools; it holds no token readable from outside.
@@ -10,12 +19,18 @@ const auth = new TesseraClient();
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
-const MESSAGES: Record<string, { text: string; kind?: 'info' }> = {
+/** The server fills this in: whether it sends mail, without which there is no reset, verification or email change. */
+const EMAIL_FEATURES = document.body.dataset.emailFeatures === 'on';
+for (const el of document.querySelectorAll<HTMLElement>('[data-email-feature]')) el.hidden = !EMAIL_FEATURES;
+
+const MESSAGES: Record<string, { text: string; kind?: 'info' | 'ok' }> = {
   refresh_token_reused: { text: 'Your session was ended for your security: its sign-in token was used twice, which can mean it was copied. Please sign in again.' },
   session_expired: { text: 'Your session has expired. Please sign in again.', kind: 'info' },
   invalid_refresh_token: { text: 'You were signed out (this session was ended from another device).', kind: 'info' },
   logout: { text: 'You are signed out.', kind: 'info' },
   password_changed: { text: 'Password changed. Your other sessions were signed out.', kind: 'info' },
+  password_reset: { text: 'Password changed — sign in with your new password. Every session of the account was signed out.', kind: 'ok' },
+  account_deleted: { text: 'Your account was deleted, with its sessions and your personal data.', kind: 'info' },
 };
 
 const EVENT_NAMES: Record<SecurityEventType, string> = {
@@ -29,6 +44,21 @@ const EVENT_NAMES: Record<SecurityEventType, string> = {
   reuse_detected: 'Token reuse detected — session ended',
   imported: 'Account imported',
   roles_changed: 'Roles changed',
+  email_verified: 'Email verified',
+  password_reset_requested: 'Password reset requested',
+  password_reset: 'Password reset',
+  email_change_requested: 'Email change requested',
+  email_changed: 'Email changed',
+  new_device: 'Sign-in from a new device',
+  account_deleted: 'Account deleted',
+  profile_updated: 'Profile updated',
+  mfa_enabled: 'Authenticator app turned on',
+  mfa_disabled: 'Authenticator app turned off',
+  mfa_failed: 'Wrong second-factor code',
+  recovery_code_used: 'Recovery code used',
+  passkey_added: 'Passkey added',
+  passkey_removed: 'Passkey removed',
+  admin_action: 'Changed by an administrator',
 };
 
 function notice(key: string | undefined) {
@@ -40,9 +70,38 @@ function notice(key: string | undefined) {
   el.dataset.reason = key ?? '';
 }
 
-function show(view: 'loading' | 'signed-out' | 'signed-in') {
-  for (const id of ['loading', 'signed-out', 'signed-in']) $(id).hidden = id !== view;
-  $('whoami').hidden = view !== 'signed-in';
+type View = 'loading' | 'signed-out' | 'signed-in' | 'forgot' | 'reset' | 'verify';
+const VIEWS: View[] = ['loading', 'signed-out', 'signed-in', 'forgot', 'reset', 'verify'];
+const TITLES: Record<View, string> = {
+  loading: 'Tessera — your account',
+  'signed-out': 'Sign in — Tessera',
+  'signed-in': 'Your account — Tessera',
+  forgot: 'Reset your password — Tessera',
+  reset: 'Choose a new password — Tessera',
+  verify: 'Confirm your email address — Tessera',
+};
+let view: View = 'loading';
+
+/** Shows one view; `focus`: move the focus to its heading, when the reader asked for the change (a click). */
+function show(next: View, focus = false) {
+  view = next;
+  for (const id of VIEWS) $(id).hidden = id !== next;
+  document.title = TITLES[next];
+  if (focus) $(next).querySelector<HTMLElement>('h1')?.focus();
+}
+
+/** The page a mail's link opened is done with: back to the account page at `/`, signed in or not. */
+function goToAccount() {
+  route = 'account';
+  history.replaceState(null, '', '/');
+  const { state } = auth;
+  if (state.status === 'signed_in') {
+    show('signed-in');
+    void renderAccount(state.user).catch(() => {});
+  } else {
+    selectTab(TABS[0]!);
+    show('signed-out');
+  }
 }
 
 const when = (iso: string) => {
@@ -73,21 +132,37 @@ function clearCredentials() {
     el.hidden = true;
     el.textContent = '';
   }
+  for (const el of document.querySelectorAll<HTMLElement>('[data-status]')) el.textContent = '';
+  $('sign-in-unverified').hidden = true;
 }
 
 /** Nothing of the last account stays in the page after sign-out, not even hidden. */
 function clearAccount() {
-  for (const id of ['user-name', 'whoami-name', 'user-email', 'user-since', 'user-id']) $(id).textContent = '';
+  for (const id of ['user-name', 'user-fullname', 'whoami-name', 'user-email', 'user-since', 'user-id', 'verify-banner-email', 'verify-banner-status']) {
+    $(id).textContent = '';
+  }
+  $('verify-banner').hidden = true;
   $('sessions').replaceChildren();
   $('events').replaceChildren();
 }
 
-async function renderAccount(user: User) {
+/** The user's details, wherever the page shows them; called again whenever they change. */
+function renderUser(user: User) {
   $('user-name').textContent = user.name || user.email;
+  $('user-fullname').textContent = user.name || '—';
   $('whoami-name').textContent = user.email;
+  $('whoami').hidden = false;
   $('user-email').textContent = user.email;
   $('user-since').textContent = new Date(user.createdAt).toLocaleDateString();
   $('user-id').textContent = user.id;
+  const unverified = EMAIL_FEATURES && !user.emailVerified;
+  if (unverified && $('verify-banner-email').textContent !== user.email) $('verify-banner-status').textContent = '';
+  $('verify-banner-email').textContent = unverified ? user.email : '';
+  $('verify-banner').hidden = !unverified;
+}
+
+async function renderAccount(user: User) {
+  renderUser(user);
   show('signed-in');
   await Promise.all([renderSessions(), renderEvents()]);
 }
@@ -161,7 +236,7 @@ async function busy(button: HTMLButtonElement, action: () => Promise<void>, erro
   try {
     await action();
   } catch (error) {
-    const message = error instanceof TesseraClientError ? friendly(error) : 'Something went wrong. Please try again.';
+    const message = error instanceof TesseraClientError ? friendly(error) : error instanceof DemoError ? error.message : 'Something went wrong. Please try again.';
     if (errorEl) {
       errorEl.textContent = message;
       errorEl.hidden = false;
@@ -173,6 +248,9 @@ async function busy(button: HTMLButtonElement, action: () => Promise<void>, erro
   }
 }
 
+/** A mistake the page itself catches, shown like the server's. */
+class DemoError extends Error {}
+
 function friendly(error: TesseraClientError): string {
   switch (error.code) {
     case 'invalid_credentials': return error.status === 403 ? 'The current password is incorrect.' : 'Email or password is incorrect.';
@@ -183,6 +261,8 @@ function friendly(error: TesseraClientError): string {
     case 'rate_limited': return `Too many attempts. Try again in ${error.retryAfter ?? 60} seconds.`;
     case 'network_error': return 'The server could not be reached. Check your connection.';
     case 'invalid_request': return 'Please check the email address and try again.';
+    case 'email_not_verified': return 'Please confirm your email address first: open the link we sent to it.';
+    case 'invalid_token': return 'This link does not work any more: it was used already, has expired, or a newer one was sent.';
     default: return error.message;
   }
 }
@@ -222,9 +302,31 @@ for (const tab of TABS) {
   };
 }
 
+/** Says `text` in a form's (or a box's) own status line, announced by screen readers. */
+function status(container: HTMLElement, text: string) {
+  container.querySelector<HTMLElement>('[data-status]')!.textContent = text;
+}
+
 form('sign-in-form', async ({ email, password }) => {
-  await auth.login({ email: email!, password: password! });
+  $('sign-in-unverified').hidden = true;
+  try {
+    await auth.login({ email: email!, password: password! });
+  } catch (error) {
+    // REQUIRE_VERIFIED_EMAIL: the password was right, the address not confirmed yet; offer a new link.
+    if (error instanceof TesseraClientError && error.code === 'email_not_verified') {
+      status($('sign-in-unverified'), '');
+      $('sign-in-unverified').hidden = false;
+    }
+    throw error;
+  }
 });
+$<HTMLButtonElement>('sign-in-resend').onclick = (event) => {
+  const email = $<HTMLInputElement>('sign-in-form').querySelector<HTMLInputElement>('input[name=email]')!.value;
+  return busy(event.currentTarget as HTMLButtonElement, async () => {
+    await auth.resendVerification(email);
+    status($('sign-in-unverified'), `If ${email} is waiting to be confirmed, a new link is on its way.`);
+  });
+};
 form('sign-up-form', async ({ email, password, name }) => {
   await auth.register({ email: email!, password: password!, name: name || undefined });
 });
@@ -233,6 +335,150 @@ form('password-form', async ({ currentPassword, newPassword }, el) => {
   el.reset();
   notice('password_changed');
   await Promise.all([renderSessions(), renderEvents()]);
+});
+
+// Forgot password: the same words whatever the answer, so the page tells nobody whether an account exists.
+$<HTMLButtonElement>('forgot-open').onclick = () => {
+  const typed = $('sign-in-form').querySelector<HTMLInputElement>('input[name=email]')!.value;
+  clearCredentials();
+  notice(undefined);
+  $('forgot-form').querySelector<HTMLInputElement>('input[name=email]')!.value = typed;
+  show('forgot', true);
+};
+$<HTMLButtonElement>('forgot-back').onclick = () => {
+  clearCredentials();
+  selectTab(TABS[0]!);
+  show('signed-out');
+  $('forgot-open').focus();
+};
+form('forgot-form', async ({ email }, el) => {
+  status(el, '');
+  try {
+    await auth.forgotPassword(email!);
+  } catch (error) {
+    // Only a malformed address or no answer at all is worth saying; anything else reads as sent.
+    if (error instanceof TesseraClientError && (error.code === 'invalid_request' || error.code === 'network_error' || error.status >= 500)) throw error;
+  }
+  status(el, 'If an account exists for this address, a link is on its way. It can take a minute; look in the spam folder too.');
+});
+
+// /reset-password#token=…: a new password, twice.
+function resetLinkInvalid(text: string) {
+  $('reset-form').hidden = true;
+  $('reset-invalid-text').textContent = text;
+  $('reset-invalid').hidden = false;
+  $('reset-title').textContent = 'This link does not work';
+}
+form('reset-form', async ({ newPassword, confirmPassword }) => {
+  if (newPassword !== confirmPassword) {
+    throw new DemoError('The two passwords are not the same. Please type the new password twice.');
+  }
+  try {
+    await auth.resetPassword(linkToken ?? '', newPassword!);
+  } catch (error) {
+    if (error instanceof TesseraClientError && error.code === 'invalid_token') {
+      resetLinkInvalid(`${friendly(error)} Ask for a new one: the newest link always works for a while.`);
+      $('reset-again').focus();
+      return;
+    }
+    throw error;
+  }
+  clearCredentials();
+  goToAccount();
+  notice('password_reset');
+  $('sign-in-form').querySelector<HTMLInputElement>('input[name=email]')!.focus();
+});
+$<HTMLButtonElement>('reset-again').onclick = () => {
+  route = 'account';
+  history.replaceState(null, '', '/');
+  clearCredentials();
+  show('forgot', true);
+};
+
+// /verify-email#token=…: confirms the address (sign-up's link, or an email change's) as soon as the page opens.
+async function verifyFromLink(restored: Promise<unknown>) {
+  const title = $('verify-title');
+  const text = $('verify-text');
+  const done = (heading: string, message: string, offerResend = false) => {
+    title.textContent = heading;
+    text.textContent = message;
+    const signedIn = auth.state.status === 'signed_in';
+    const resend = $<HTMLFormElement>('verify-resend-form');
+    resend.hidden = !offerResend || (signedIn && auth.state.user?.emailVerified === true);
+    // Signed in, the link goes to the account's own address: no address to type.
+    const email = resend.querySelector<HTMLInputElement>('input[name=email]')!;
+    email.closest('label')!.hidden = signedIn;
+    email.required = !signedIn;
+    $('verify-continue').textContent = signedIn ? 'Continue to your account' : 'Go to sign in';
+    $('verify-continue').hidden = false;
+    title.focus();
+  };
+  show('verify');
+  if (!EMAIL_FEATURES) return done('Nothing to confirm', 'This server sends no mail, so there is no address to confirm.');
+  if (!linkToken) return done('Nothing to confirm', 'This page confirms an email address with the link from our mail. Open that link to get here.');
+  await restored;
+  try {
+    const { emailChanged, user } = await auth.verifyEmail(linkToken);
+    if (!emailChanged) done('Email address confirmed', `Thank you: ${user ? user.email : 'your email address'} is confirmed.`);
+    else if (user) done('Email address changed', `Your account's email address is now ${user.email}. Sign in with it from now on.`);
+    else done('Email address changed', "Your account's email address has changed to the one this link was sent to. Sign in with it from now on.");
+  } catch (error) {
+    if (error instanceof TesseraClientError && error.code === 'invalid_token') {
+      done('This link does not work', `${friendly(error)} We can send a new one.`, true);
+    } else if (error instanceof TesseraClientError && error.code === 'email_taken') {
+      done('Address taken', 'Another account started using that address in the meantime, so your email address did not change.');
+    } else {
+      done('Something went wrong', error instanceof TesseraClientError ? friendly(error) : 'Something went wrong. Please open the link again.');
+    }
+  }
+}
+form('verify-resend-form', async ({ email }, el) => {
+  if (auth.state.status === 'signed_in') await auth.resendVerification();
+  else await auth.resendVerification(email!);
+  status(el, auth.state.status === 'signed_in'
+    ? `A new link is on its way to ${auth.state.user.email}.`
+    : 'If this address is waiting to be confirmed, a new link is on its way.');
+});
+$<HTMLButtonElement>('verify-continue').onclick = () => {
+  clearCredentials();
+  goToAccount();
+  if (auth.state.status === 'signed_out') $('sign-in-form').querySelector<HTMLInputElement>('input[name=email]')!.focus();
+};
+
+// Signed in: the unconfirmed address, the profile, the data, deleting the account.
+$<HTMLButtonElement>('verify-resend').onclick = (event) => busy(event.currentTarget as HTMLButtonElement, async () => {
+  $('verify-banner-status').textContent = '';
+  await auth.resendVerification();
+  $('verify-banner-status').textContent = `A new link is on its way to ${auth.state.user?.email ?? 'your address'}. The older one no longer works.`;
+});
+form('name-form', async ({ name }, el) => {
+  const user = await auth.updateProfile({ name: name!.trim() });
+  el.reset();
+  status(el, `Your name is now ${user.name || 'empty'}.`);
+  await renderEvents();
+});
+form('email-form', async ({ newEmail, currentPassword }, el) => {
+  await auth.changeEmail(newEmail!, currentPassword!);
+  el.reset();
+  status(el, `We sent a link to ${newEmail}. Your address changes when you open it; until then it stays ${auth.state.user?.email ?? 'as it is'}.`);
+  await renderEvents();
+});
+$<HTMLButtonElement>('export').onclick = (event) => busy(event.currentTarget as HTMLButtonElement, async () => {
+  const data = await auth.exportAccount();
+  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = 'tessera-account.json';
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}, $('export-error'));
+form('delete-form', async ({ currentPassword }) => {
+  // One click and a password must not be enough by accident: ask first.
+  if (!confirm(`Delete the account ${auth.state.user?.email ?? ''} for good? Its sessions and personal data are deleted on every device. This cannot be undone.`)) return;
+  await auth.deleteAccount(currentPassword!);
+  notice('account_deleted');
 });
 
 $<HTMLButtonElement>('sign-out').onclick = (event) =>
@@ -246,19 +492,44 @@ $<HTMLButtonElement>('sign-out-others').onclick = (event) => {
   });
 };
 
+/** Whose account the page shows: a change of user (not of the same user's details) starts afresh. */
+let shownUserId: string | null = null;
+
 auth.onChange((state: AuthState) => {
-  // Called on sign-in and sign-out only (here, in another tab, or noticed at a refresh), never per refresh.
+  // Called on sign-in, sign-out and a change of the user's details (here, in another tab, or
+  // noticed at a refresh), never per refresh.
   if (state.status === 'signed_in') {
+    if (state.user.id === shownUserId) {
+      renderUser(state.user);
+      return;
+    }
+    shownUserId = state.user.id;
     clearCredentials();
+    if (route !== 'account') {
+      // A link's page keeps its view; the account is there when the reader continues.
+      renderUser(state.user);
+      return;
+    }
     notice(undefined);
     void renderAccount(state.user).catch(() => {});
   } else if (state.status === 'signed_out') {
-    clearCredentials();
+    shownUserId = null;
+    $('whoami').hidden = true;
     clearAccount();
+    if (route !== 'account') return;
+    // Someone asking for a reset link stays on that form when a session ends in another tab.
+    if (view === 'forgot') return;
+    clearCredentials();
     selectTab(TABS[0]!);
     notice(state.reason);
     show('signed-out');
   }
 });
 
-void auth.restore();
+const restored = auth.restore();
+if (route === 'verify') void verifyFromLink(restored);
+else if (route === 'reset') {
+  show('reset');
+  if (!EMAIL_FEATURES) resetLinkInvalid('This server sends no mail, so passwords cannot be reset by email here.');
+  else if (!linkToken) resetLinkInvalid('This page sets a new password with the link from our mail, and there is no link here. Ask for one.');
+}

@@ -6,10 +6,12 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
-import type { Redis } from 'ioredis';
+import { AdminKeys } from '../auth/admin/authorize-admin.js';
+import { AdminCursors } from '../auth/admin/cursors.js';
 import type { ClaimsHook } from '../auth/issue-tokens.js';
 import { KeyRing } from '../auth/key-ring.js';
 import { RevocationFeed } from '../auth/revocation-feed.js';
+import { NO_METER } from '../auth/meter.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { RateLimits } from '../auth/rate-limits.js';
 import { MemoryWindowCounter, RedisWindowCounter } from '../auth/window-counter.js';
@@ -18,17 +20,29 @@ import type { Config } from '../core/config.js';
 import { problem } from '../core/errors.js';
 import { RefreshTokenCodec } from '../core/refresh-token.js';
 import { LOG_REDACT_PATHS } from '../core/vocabulary.js';
+import { startOutboxWorker } from '../delivery/deliver-message.js';
+import type { PoolCounts } from '../store/database.js';
+import { deriveKeys } from '../core/derive-key.js';
+import { LinkTokenCodec } from '../core/link-token.js';
+import { AccountStore } from '../store/account-store.js';
+import { AdminStore } from '../store/admin-store.js';
 import { withDeadline } from '../store/deadline.js';
+import { outboxPolicy } from '../store/event-log.js';
 import type { Store } from '../store/store.js';
 import type { App, Tessera } from './context.js';
 import { isAllowedOrigin } from './cookie-transport.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { registerEmptyBodyParser, registerStrictJsonParser } from './json-body.js';
+import { Metrics, metricsWanted } from './metrics.js';
 import { registerPerIpLimits } from './per-ip-limits.js';
+import type { RedisClient } from './redis.js';
 import { logRequestLine } from './request-line.js';
 import { accountRoutes } from './routes/account.js';
+import { accountEmailRoutes } from './routes/account-email.js';
+import { adminRoutes } from './routes/admin.js';
 import { demoRoutes } from './routes/demo.js';
 import { metaRoutes } from './routes/meta.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { refreshAndLogoutRoutes } from './routes/refresh-and-logout.js';
 import { registerAndLoginRoutes } from './routes/register-and-login.js';
 import { revocationRoutes } from './routes/revocations.js';
@@ -48,12 +62,17 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
   /** One short line per request (`GET /auth/me 200 3 ms`) instead of Fastify's two records: for a person at a terminal. */
   requestLine?: boolean;
-  /** REDIS_URL's client: rate-limit counters shared by every node. Without it they live in this process. */
-  redis?: Redis;
+  /** REDIS_URL's client (a single Redis or a Cluster): rate-limit counters shared by every node. Without it they live in this process. */
+  redis?: RedisClient;
   /** Prefix of every Redis key (tests use their own). */
   redisPrefix?: string;
   /** TESSERA_SECRET, resolved (in development it may come from DATA_DIR). */
   secret: string;
+  /**
+   * TESSERA_SECRET_PREVIOUS while the root secret changes: what was made under it (refresh tokens,
+   * feed cursors, sealed signing keys) is still accepted; nothing new is made with it. Default: `config.secretPrevious`.
+   */
+  secretPrevious?: string | undefined;
   /** Extra claims for access tokens, when Tessera is embedded; Tessera's own claims cannot be overridden. */
   claims?: ClaimsHook;
   /**
@@ -62,6 +81,13 @@ export interface BuildOptions {
    * Path with them, and no demo page. Default: `/auth/…` routes, keys and health at the root.
    */
   prefix?: string;
+  /** The PostgreSQL pool (`openDatabase().pool`), whose connection counts the metrics publish. */
+  databasePool?: PoolCounts;
+  /**
+   * Deliver the outbox (mails and webhooks, SPEC §7) from this app: on by default when mail is
+   * not `off` or WEBHOOK_URL is set. `false`: this app delivers nothing (tests that read the outbox).
+   */
+  outbox?: boolean;
 }
 
 /**
@@ -73,12 +99,14 @@ export interface BuildOptions {
  * const res = await app.inject({ method: 'GET', url: '/healthz' });
  */
 export async function buildApp(options: BuildOptions): Promise<App> {
-  const { store, prefix } = options;
+  const { prefix } = options;
   if (prefix !== undefined && !/^(\/[A-Za-z0-9._~-]+)+$/.test(prefix)) {
     throw new Error(`prefix ${JSON.stringify(prefix)} is not a path such as /api/auth (no trailing slash)`);
   }
   const config = prefix === undefined ? options.config : Object.freeze({ ...options.config, refreshCookiePath: prefix });
   const clock = options.clock ?? (() => new Date());
+  const secretPrevious = options.secretPrevious ?? config.secretPrevious;
+  if (secretPrevious === options.secret) throw new Error('TESSERA_SECRET_PREVIOUS is the same as TESSERA_SECRET: it must be the secret TESSERA_SECRET replaced, or unset');
   const logger = options.logger ?? { level: config.logLevel, redact: [...LOG_REDACT_PATHS] };
 
   const app = Fastify<Server, IncomingMessage, ServerResponse>({
@@ -101,24 +129,43 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const redisPrefix = options.redisPrefix ?? 'tessera:';
+  // Events recorded by this app write the webhooks and notices its configuration asks for.
+  const store = options.store.withOutbox(outboxPolicy(config));
+  const hasher = new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue);
+  // Only when asked for (METRICS_PORT or METRICS_TOKEN): otherwise nothing is counted or timed.
+  const metrics = metricsWanted(config)
+    ? new Metrics({
+        hasher,
+        hashLimits: { concurrency: config.passwordHashConcurrency, queue: config.passwordHashQueue },
+        pool: options.databasePool,
+      })
+    : undefined;
   const tessera: Tessera = Object.freeze({
     config,
     store,
     clock,
     keys: (await KeyRing.load(
       store,
-      { secret: options.secret, configured: config.signingKeys, alg: config.signingAlg, accessTokenTtl: config.accessTokenTtl },
+      { secret: options.secret, secretPrevious, configured: config.signingKeys, alg: config.signingAlg, accessTokenTtl: config.accessTokenTtl },
       clock(),
     )).watch(),
     claims: options.claims,
-    revocations: new RevocationFeed({ store, clock, accessTokenTtl: config.accessTokenTtl, secret: options.secret }),
-    hasher: new PasswordHasher(config.passwordHashConcurrency, config.passwordHashQueue),
-    refreshTokens: new RefreshTokenCodec(options.secret),
+    revocations: new RevocationFeed({ store, clock, accessTokenTtl: config.accessTokenTtl, secret: options.secret, secretPrevious }),
+    hasher,
+    refreshTokens: new RefreshTokenCodec(options.secret, secretPrevious),
+    accounts: new AccountStore(store.db, store.events),
+    links: new LinkTokenCodec(options.secret, secretPrevious),
+    deviceKeys: deriveKeys(options.secret, secretPrevious, 'device'),
+    admin: new AdminStore(store.db, store.events),
+    adminKeys: new AdminKeys(config.adminApiKeys),
+    adminCursors: new AdminCursors(options.secret, secretPrevious),
     limits: new RateLimits(
       config.rateLimitsEnabled,
       config.rateLimits,
       options.redis ? new RedisWindowCounter(options.redis, redisPrefix) : new MemoryWindowCounter(() => clock().getTime()),
+      metrics,
     ),
+    meter: metrics ?? NO_METER,
     refreshPolicy: Object.freeze({ graceMs: config.refreshReuseGrace * 1000, idleTtlMs: config.refreshTokenTtl * 1000 }),
     accessTokenOptions: Object.freeze(accessTokenOptions(config)),
   });
@@ -132,6 +179,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     for (const m of [route.method].flat()) methods.add(m);
     routes.set(route.url, methods);
   });
+  // Before any route is added: each route gets its timing hook as it is added.
+  metrics?.instrument(app, config.refreshCookiePath);
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler(routes));
@@ -164,7 +213,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   await app.register(cors, {
     origin: (origin, callback) => callback(null, origin !== undefined && isAllowedOrigin(origin, config)),
     credentials: true,
-    methods: ['GET', 'POST', 'DELETE'],
+    methods: ['GET', 'POST', 'PATCH', 'DELETE'],
     allowedHeaders: ['Content-Type', 'Authorization', 'X-Tessera-CSRF'],
     maxAge: 600,
   });
@@ -187,16 +236,28 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     registerAndLoginRoutes(auth);
     refreshAndLogoutRoutes(auth);
     accountRoutes(auth);
+    if (config.mail !== 'off') accountEmailRoutes(auth);
     revocationRoutes(auth);
   }, { prefix: config.refreshCookiePath });
-  await app.register(async (meta: App) => metaRoutes(meta), { prefix: prefix ?? '' });
+  await app.register(async (meta: App) => {
+    metaRoutes(meta);
+    // With METRICS_PORT the metrics have a listener of their own (listenForMetrics), never the main port.
+    if (metrics && config.metricsPort === undefined && config.metricsToken !== undefined) metricsRoutes(meta, metrics, config.metricsToken);
+  }, { prefix: prefix ?? '' });
+  // The admin API exists only with ADMIN_API_KEY (else 404 as any unknown path): /admin, or under the embedding prefix.
+  if (tessera.adminKeys.enabled) await app.register(async (admin: App) => adminRoutes(admin, { secret: options.secret }), { prefix: `${prefix ?? ''}/admin` });
   if (prefix === undefined) demoRoutes(app);
 
+  let outboxWorker: ReturnType<typeof startOutboxWorker>;
   app.addHook('onClose', async () => {
+    // First: deliveries in flight record their outcome while the database is still open.
+    await outboxWorker?.stop();
     tessera.keys.close();
     await tessera.limits.close();
   });
   await app.ready();
+  // Any node may deliver: rows are leased, never taken twice at once (src/delivery/outbox-worker.ts).
+  if (options.outbox !== false) outboxWorker = startOutboxWorker({ config, db: store.db, secret: options.secret, logger: app.log, clock });
   return app;
 }
 

@@ -7,11 +7,18 @@ import type { AccessTokenOptions } from '../core/access-token.js';
 import type { Config } from '../core/config.js';
 import type { RefreshPolicy } from '../core/decide-refresh.js';
 import type { RefreshTokenCodec } from '../core/refresh-token.js';
+import type { AdminKeys } from '../auth/admin/authorize-admin.js';
+import type { AdminCursors } from '../auth/admin/cursors.js';
 import type { ClaimsHook } from '../auth/issue-tokens.js';
 import type { KeyRing } from '../auth/key-ring.js';
 import type { RevocationFeed } from '../auth/revocation-feed.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
+import type { AuthMeter } from '../auth/meter.js';
 import type { RateLimits } from '../auth/rate-limits.js';
+import type { PurposeKeys } from '../core/derive-key.js';
+import type { LinkTokenCodec } from '../core/link-token.js';
+import type { AccountStore } from '../store/account-store.js';
+import type { AdminStore } from '../store/admin-store.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -27,7 +34,18 @@ export interface Tessera {
   revocations: RevocationFeed;
   hasher: PasswordHasher;
   refreshTokens: RefreshTokenCodec;
+  /** Accounts (SPEC §7): links by mail, devices, profile, export, deletion. */
+  accounts: AccountStore;
+  links: LinkTokenCodec;
+  /** HMAC keys of known-device identifiers (current and previous secret). */
+  deviceKeys: PurposeKeys;
+  /** The admin API's SQL (SPEC §9), its keys (ADMIN_API_KEY; none: the API is off) and its page cursors. */
+  admin: AdminStore;
+  adminKeys: AdminKeys;
+  adminCursors: AdminCursors;
   limits: RateLimits;
+  /** Where use cases report what only they see (a refresh's rule, a reuse); a no-op when metrics are off. */
+  meter: AuthMeter;
   refreshPolicy: RefreshPolicy;
   accessTokenOptions: AccessTokenOptions;
   /** The only clock the server reads; tests freeze it. */

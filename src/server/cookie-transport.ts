@@ -2,8 +2,9 @@ import type {} from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.js';
 import { TesseraError } from '../core/errors.js';
+import { newDeviceCookie } from '../auth/known-device.js';
 import {
-  CSRF_HEADER, REFRESH_COOKIE, SESSION_HINT_COOKIE, SESSION_HINT_COOKIE_PATH, SESSION_HINT_VALUE, type Transport,
+  CSRF_HEADER, DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE, REFRESH_COOKIE, SESSION_HINT_COOKIE, SESSION_HINT_COOKIE_PATH, SESSION_HINT_VALUE, type Transport,
 } from '../core/vocabulary.js';
 
 /**
@@ -31,6 +32,19 @@ function refreshCookieOptions(config: Config) {
 // Not HttpOnly on purpose: scripts must read it. It is never trusted: see docs/security.md.
 function hintCookieOptions(config: Config) {
   return { httpOnly: false, secure: config.cookieSecure, sameSite: config.cookieSameSite, path: SESSION_HINT_COOKIE_PATH, domain: config.cookieDomain };
+}
+
+/**
+ * The browser's device cookie (cookie transport only): the one it sent, or a new one set on
+ * this answer. Apps on the body transport have none: they are known by name and network.
+ */
+export function deviceCookie(request: FastifyRequest, reply: FastifyReply, config: Config, transport: Transport): string | undefined {
+  if (transport !== 'cookie') return undefined;
+  const sent = request.cookies[DEVICE_COOKIE];
+  if (sent && /^[A-Za-z0-9_-]{16,64}$/.test(sent)) return sent;
+  const fresh = newDeviceCookie();
+  reply.setCookie(DEVICE_COOKIE, fresh, { ...refreshCookieOptions(config), maxAge: DEVICE_COOKIE_MAX_AGE });
+  return fresh;
 }
 
 export function readRefreshCookie(request: FastifyRequest): string | undefined {

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import type { ClaimsHook } from '../auth/issue-tokens.js';
 import { loadConfig } from '../core/config.js';
@@ -9,7 +8,8 @@ import { Store } from '../store/store.js';
 import { buildApp } from './app.js';
 import type { App } from './context.js';
 import { schedulePurge } from './housekeeping.js';
-import { connectRedis } from './redis.js';
+import { listenForMetrics } from './metrics.js';
+import { connectRedis, type RedisClient } from './redis.js';
 
 export interface EmbedOptions {
   /** Where Tessera's routes go in the host app, such as `/api/auth`. */
@@ -51,18 +51,23 @@ export async function embedTessera(options: EmbedOptions): Promise<EmbeddedTesse
   const logger = options.logger ?? pino({ level: config.logLevel, redact: [...LOG_REDACT_PATHS] });
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, pooler: config.databasePooler });
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let app: App;
   try {
     await migrateToLatest(database.db, config.databaseSchema);
-    redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-    app = await buildApp({ config, store: new Store(database.db), secret: config.secret, logger, redis, claims: options.claims, prefix: options.prefix });
+    redis = config.redisUrl ? await connectRedis(config.redisUrl, logger, { cluster: config.redisCluster }) : undefined;
+    app = await buildApp({
+      config, store: new Store(database.db), secret: config.secret, logger, redis, claims: options.claims, prefix: options.prefix,
+      databasePool: database.pool,
+    });
   } catch (error) {
     redis?.disconnect();
     await database.db.destroy();
     throw error;
   }
   const stopPurging = schedulePurge(app.tessera.store, config.sessionRetention, logger);
+  // METRICS_PORT: the metrics' own listener, as `tessera serve` starts it.
+  const metrics = await listenForMetrics(app);
   const { prefix } = options;
 
   return {
@@ -81,6 +86,7 @@ export async function embedTessera(options: EmbedOptions): Promise<EmbeddedTesse
     },
     async close() {
       stopPurging();
+      await metrics?.close();
       await app.close();
       await database.db.destroy();
       await redis?.quit().catch(() => redis?.disconnect());

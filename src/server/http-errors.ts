@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { problem, TesseraError, type ErrorCode } from '../core/errors.js';
 import { isDatabaseUnavailable } from '../store/database.js';
+import { isRedisUnavailable } from './redis-unavailable.js';
 
 /** Fastify's own errors for client mistakes, by code. Anything else with a 4xx status falls back on its status. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -52,10 +53,9 @@ export function toTesseraError(error: FastifyError | Error): TesseraError {
  * which holds the rate-limit counters. Without them no limit can be checked, and Tessera
  * fails closed: 503 rather than letting unlimited guesses through.
  */
-function unavailable(error: unknown): 'database' | 'redis' | undefined {
+export function unavailable(error: unknown): 'database' | 'redis' | undefined {
   if (isDatabaseUnavailable(error)) return 'database';
-  const { name, message } = error as { name?: unknown; message?: unknown };
-  if (name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out/.test(String(message))) return 'redis';
+  if (isRedisUnavailable(error)) return 'redis';
   return undefined;
 }
 

@@ -106,6 +106,30 @@ export const EventList = Type.Object({
   ),
 });
 
+// Accounts (SPEC §7). A link's token: any string a link could carry; a wrong one is `invalid_token`, not a schema error.
+const LinkToken = Type.String({ maxLength: 512, description: 'The token from the link (`#token=…`)' });
+
+export const ForgotPasswordBody = Type.Object({ email: Email }, { additionalProperties: false });
+export const ResetPasswordBody = Type.Object({ token: LinkToken, newPassword: Password }, { additionalProperties: false });
+export const VerifyEmailBody = Type.Object({ token: LinkToken }, { additionalProperties: false });
+export const ResendVerificationBody = Type.Object(
+  { email: Type.Optional(Email) },
+  { additionalProperties: false, description: 'With a Bearer token: no body. Without: the address to send the link to.' },
+);
+export const EmailChangeBody = Type.Object({ newEmail: Email, currentPassword: Type.String({ maxLength: 8192 }) }, { additionalProperties: false });
+export const ProfileBody = Type.Object({ name: Type.Optional(Name) }, { additionalProperties: false });
+export const DeleteAccountBody = Type.Object({ currentPassword: Type.String({ maxLength: 8192 }) }, { additionalProperties: false });
+export const AccountExport = Type.Object(
+  {
+    user: Type.Record(Type.String(), Type.Unknown()),
+    sessions: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+    events: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+    knownDevices: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+    pendingLinks: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { description: 'Everything stored about the user (never a password hash or a token)' },
+);
+
 export const Jwks = Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) });
 
 export type RegisterBody = Static<typeof RegisterBody>;
@@ -116,3 +140,10 @@ export type PasswordBody = Static<typeof PasswordBody>;
 export type SessionIdParams = Static<typeof SessionIdParams>;
 export type TokenResponse = Static<typeof TokenResponse>;
 export type User = Static<typeof User>;
+export type ForgotPasswordBody = Static<typeof ForgotPasswordBody>;
+export type ResetPasswordBody = Static<typeof ResetPasswordBody>;
+export type VerifyEmailBody = Static<typeof VerifyEmailBody>;
+export type ResendVerificationBody = Static<typeof ResendVerificationBody>;
+export type EmailChangeBody = Static<typeof EmailChangeBody>;
+export type ProfileBody = Static<typeof ProfileBody>;
+export type DeleteAccountBody = Static<typeof DeleteAccountBody>;

@@ -8,9 +8,10 @@ import type { DatabasePooler } from '../core/config.js';
 import * as initial from './migrations/2026-11-22T00-00-initial.js';
 import * as userKeys from './migrations/2026-11-30T00-00-user-keys.js';
 import * as claimsAndKeys from './migrations/2026-11-30T01-00-claims-and-keys.js';
+import * as accounts from './migrations/2026-11-30T02-00-accounts.js';
 import { withDeadlines } from './deadline.js';
 import { LOST_STATEMENT_SQLSTATES, preparedStatementPool } from './prepared-pool.js';
-import { CONFLICT_SQLSTATES } from './store.js';
+import { CONFLICT_SQLSTATES } from './transaction.js';
 import { withRowLockMigrations } from './row-lock-migrations.js';
 import type { Database } from './schema.js';
 
@@ -19,6 +20,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '2026-11-22T00-00-initial': initial,
   '2026-11-30T00-00-user-keys': userKeys,
   '2026-11-30T01-00-claims-and-keys': claimsAndKeys,
+  '2026-11-30T02-00-accounts': accounts,
 };
 
 export interface DatabaseOptions {
@@ -56,7 +58,12 @@ export interface OpenDatabase {
   kind: 'postgres' | 'pglite';
   /** Human-readable location for the start-up line; never includes a password. */
   description: string;
+  /** The PostgreSQL pool's counts, for the metrics; undefined on PGlite, which has no pool. */
+  pool?: PoolCounts;
 }
+
+/** The part of `pg.Pool` the metrics read. */
+export type PoolCounts = Pick<pg.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>;
 
 /**
  * Opens PostgreSQL or the embedded PGlite behind one Kysely interface.
@@ -87,6 +94,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     return {
       db: inSchema(new Kysely<Database>({ dialect: withRowLockMigrations(new PostgresDialect({ pool: statements })), log: options.log }), options.schema),
       kind: 'postgres',
+      pool,
       description: `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}${options.schema ? `, schema ${options.schema}` : ''}`,
     };
   }

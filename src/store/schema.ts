@@ -1,4 +1,6 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { LinkPurpose } from '../core/link-token.js';
+import type { OutboxMessage } from '../core/outbox-message.js';
 import type { RevokeReason, SecurityEventType } from '../core/vocabulary.js';
 
 /** Typed tables. Timestamps are `timestamptz`; every time is written by the application's clock. */
@@ -9,6 +11,9 @@ export interface Database {
   signing_keys: SigningKeysTable;
   user_emails: UserEmailsTable;
   leases: LeasesTable;
+  account_tokens: AccountTokensTable;
+  outbox: OutboxTable;
+  known_devices: KnownDevicesTable;
 }
 
 /** Who owns an address: the one place an email is unique (a uniqueness that spans users cannot live in `users` on a sharded engine). */
@@ -71,6 +76,8 @@ export interface SecurityEventsTable {
   ip: string | null;
   user_agent: string | null;
   created_at: Date;
+  /** admin actions: `{ actor, action }` */
+  detail: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
 }
 
 export interface SigningKeysTable {
@@ -83,4 +90,45 @@ export interface SigningKeysTable {
   alg: string;
   /** a rotated-in key is published at once and signs from here on (60 s later) */
   signs_from: Date;
+}
+
+/**
+ * The one outstanding link of each purpose per user. Never the token itself: the link's
+ * token is a MAC over (purpose, user id, request id, email), derived when the mail is sent.
+ */
+export interface AccountTokensTable {
+  user_id: string;
+  purpose: LinkPurpose;
+  request_id: string;
+  /** the address the link was sent to and is valid for (normalized) */
+  email: string;
+  created_at: Date;
+  expires_at: Date;
+}
+
+/** Mails and webhooks to deliver, written with the change that caused them. */
+export interface OutboxTable {
+  user_id: string;
+  id: string;
+  kind: OutboxMessage['kind'];
+  payload: ColumnType<OutboxMessage, string, string>;
+  created_at: Date;
+  /** not before this: the next attempt, after exponential backoff */
+  deliver_after: Date;
+  attempts: ColumnType<number, number | undefined, number>;
+  /** a worker's lease on the row while it delivers; past it, another worker may take the row */
+  claimed_until: Date | null;
+  delivered_at: Date | null;
+  /** given up (24 h of failures) */
+  failed_at: Date | null;
+  /** the last failure in words, never a token or a credential */
+  last_error: string | null;
+}
+
+export interface KnownDevicesTable {
+  user_id: string;
+  /** HMAC of the device cookie, or of an app's name and IP range */
+  device: string;
+  created_at: Date;
+  last_seen_at: Date;
 }

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Compilable, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type Compilable, type Kysely } from 'kysely';
 import type { NextState, SessionState } from '../core/decide-refresh.js';
 import type { RequestMeta, RevokeReason, SecurityEventType } from '../core/vocabulary.js';
-import type { Database, UsersTable } from './schema.js';
+import { writeLinkRequest, type LinkMail, type LinkRequest } from './account-store.js';
+import { EventLog, NO_USER_ID, type OutboxPolicy } from './event-log.js';
+import { insertSession, revokeWhere, toUserRecord, toUserWithCredentials, USER_COLUMNS } from './rows.js';
+import type { Database } from './schema.js';
+import { inTransaction, MAX_TRANSACTION_ATTEMPTS, retrying, sleep } from './transaction.js';
 
 export interface UserRecord {
   id: string;
@@ -87,13 +91,9 @@ export interface ImportedUser {
   emailVerified: boolean;
 }
 
-/** Transactions the engine refused for a conflict (serialization failure, deadlock) are tried this many times. */
-const MAX_TRANSACTION_ATTEMPTS = 5;
 /** How long a purge may hold its lease before another node may take over (a node that died holding it). */
 const PURGE_LEASE_SECONDS = 10 * 60;
 const SIGNING_KEY_LEASE_SECONDS = 30;
-/** The nil UUID: never a user's id (ids are random version 4 UUIDs). */
-const NO_USER_ID = '00000000-0000-0000-0000-000000000000';
 /** Users per statement of an import: 10 parameters each, far below PostgreSQL's 65535 per statement. */
 const IMPORT_BATCH = 1000;
 
@@ -114,7 +114,8 @@ export class Store {
   readonly #sessionForRefreshV1;
   readonly #activeSession;
 
-  constructor(readonly db: Kysely<Database>) {
+  /** `events` decides what recording an event also writes (webhooks, notices); by default, nothing. */
+  constructor(readonly db: Kysely<Database>, readonly events = new EventLog()) {
     const refreshRead = () =>
       db
         .selectFrom('sessions')
@@ -145,6 +146,11 @@ export class Store {
     );
   }
 
+  /** The same store, recording events with `policy`'s webhooks and notices. */
+  withOutbox(policy: OutboxPolicy): Store {
+    return new Store(this.db, new EventLog(policy));
+  }
+
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
   }
@@ -156,6 +162,8 @@ export class Store {
     user: { id: string; email: string; name: string; passwordHash: string },
     session: NewSession,
     meta: RequestMeta,
+    /** The verification link to mail, written with the account (email features on). */
+    verification?: { request: LinkRequest; mail: LinkMail },
   ): Promise<UserRecord | undefined> {
     try {
       return await inTransaction(this.db, async (trx) => {
@@ -166,7 +174,8 @@ export class Store {
           .values({ id: user.id, email: user.email, name: user.name, password_hash: user.passwordHash, created_at: session.now })
           .execute();
         await insertSession(trx, session, meta);
-        await insertEvent(trx, user.id, session.id, 'registered', meta, session.now);
+        await this.events.record(trx, user.id, session.id, 'registered', meta, session.now);
+        if (verification) await writeLinkRequest(trx, verification.request, verification.mail);
         return { id: user.id, email: user.email, name: user.name, createdAt: session.now, roles: [], orgId: null, metadata: {}, emailVerified: false };
       });
     } catch (error) {
@@ -218,12 +227,14 @@ export class Store {
     return result.numUpdatedRows > 0n;
   }
 
-  /** Sets a new password hash and revokes every other session of the user, in one transaction. */
+  /** Sets a new password hash, revokes every other session of the user and ends outstanding links, in one transaction. */
   async changePassword(userId: string, passwordHash: string, keepSessionId: string, now: Date, meta: RequestMeta): Promise<void> {
     await inTransaction(this.db, async (trx) => {
       await trx.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
       await revokeWhere(trx, userId, keepSessionId, 'password_changed', now);
-      await insertEvent(trx, userId, keepSessionId, 'password_changed', meta, now);
+      // A reset link sent before the change must not undo it.
+      await trx.deleteFrom('account_tokens').where('user_id', '=', userId).execute();
+      await this.events.record(trx, userId, keepSessionId, 'password_changed', meta, now);
     });
   }
 
@@ -233,7 +244,7 @@ export class Store {
   async createSession(session: NewSession, meta: RequestMeta): Promise<void> {
     await inTransaction(this.db, async (trx) => {
       await insertSession(trx, session, meta);
-      await insertEvent(trx, session.userId, session.id, 'login_succeeded', meta, session.now);
+      await this.events.record(trx, session.userId, session.id, 'login_succeeded', meta, session.now);
     });
   }
 
@@ -308,7 +319,7 @@ export class Store {
         .where('revoked_at', 'is', null)
         .returning('id')
         .executeTakeFirst();
-      if (row) await insertEvent(trx, userId, id, 'reuse_detected', meta, now);
+      if (row) await this.events.record(trx, userId, id, 'reuse_detected', meta, now);
       return row !== undefined;
     });
   }
@@ -354,7 +365,7 @@ export class Store {
         .where('absolute_expires_at', '>', now)
         .returning('id')
         .executeTakeFirst();
-      if (row) await insertEvent(trx, userId, sessionId, event, meta, now);
+      if (row) await this.events.record(trx, userId, sessionId, event, meta, now);
       return row !== undefined;
     });
   }
@@ -365,7 +376,7 @@ export class Store {
   ): Promise<number> {
     return inTransaction(this.db, async (trx) => {
       const count = await revokeWhere(trx, userId, exceptSessionId, reason, now);
-      await insertEvent(trx, userId, actingSessionId, 'sessions_revoked', meta, now);
+      await this.events.record(trx, userId, actingSessionId, 'sessions_revoked', meta, now);
       return count;
     });
   }
@@ -396,8 +407,11 @@ export class Store {
 
   // ---- security events -----------------------------------------------------
 
-  async recordEvent(userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date): Promise<void> {
-    await insertEvent(this.db, userId, sessionId, type, meta, now);
+  async recordEvent(
+    userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date, detail?: Record<string, unknown>,
+  ): Promise<void> {
+    if (!this.events.writesMore(type)) return this.events.record(this.db, userId, sessionId, type, meta, now, detail);
+    await inTransaction(this.db, (trx) => this.events.record(trx, userId, sessionId, type, meta, now, detail));
   }
 
   async listEvents(userId: string, limit = 50): Promise<SecurityEvent[]> {
@@ -480,6 +494,29 @@ export class Store {
     return result.numDeletedRows > 0n;
   }
 
+  /**
+   * For `tessera secrets rotate`: offers every key's sealed private part to `reseal` (with its
+   * kid) and stores what it returns; undefined leaves the row as it is. A row is written only if
+   * it still holds what was read, so a concurrent change is never overwritten.
+   * `resealed`: rows written by this call.
+   */
+  async resealSigningKeys(reseal: (sealed: string, kid: string) => string | undefined): Promise<{ rows: number; resealed: number }> {
+    const rows = await this.db.selectFrom('signing_keys').select(['kid', 'private_jwk_sealed']).orderBy('kid').execute();
+    let resealed = 0;
+    for (const row of rows) {
+      const next = reseal(row.private_jwk_sealed, row.kid);
+      if (next === undefined) continue;
+      const result = await this.db
+        .updateTable('signing_keys')
+        .set({ private_jwk_sealed: next })
+        .where('kid', '=', row.kid)
+        .where('private_jwk_sealed', '=', row.private_jwk_sealed)
+        .executeTakeFirst();
+      if (result.numUpdatedRows > 0n) resealed++;
+    }
+    return { rows: rows.length, resealed };
+  }
+
   // ---- moving users in; roles ---------------------------------------------------------
 
   /**
@@ -538,7 +575,7 @@ export class Store {
     return inTransaction(this.db, async (trx) => {
       const result = await trx.updateTable('users').set({ roles: [...roles] }).where('id', '=', owner).executeTakeFirst();
       if (result.numUpdatedRows === 0n) return false;
-      await insertEvent(trx, owner, null, 'roles_changed', meta, now);
+      await this.events.record(trx, owner, null, 'roles_changed', meta, now);
       return true;
     });
   }
@@ -611,8 +648,6 @@ export class Store {
   }
 }
 
-type Executor = Kysely<Database> | Transaction<Database>;
-
 /**
  * Compiles a query once, with `markers` for arguments, and returns a function that runs
  * the same SQL with real ones: each compiled parameter is traced back, by identity, to the
@@ -627,93 +662,4 @@ function precompiled<A extends unknown[], R>(
   const sources = compiled.parameters.map((p) => markers.indexOf(p));
   if (sources.includes(-1)) throw new Error('precompiled: a parameter does not come from an argument');
   return async (...args) => (await db.executeQuery<R>({ ...compiled, parameters: sources.map((i) => args[i]) })).rows[0];
-}
-
-/**
- * Runs `body` in a transaction, and again (a bounded number of times, after a random pause)
- * when the engine refuses it for a conflict: a serialization failure or a deadlock, which
- * distributed engines report where one PostgreSQL would have waited. Every body in this
- * file writes only values computed before it starts, so running it twice is safe.
- */
-function inTransaction<T>(db: Kysely<Database>, body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-  return retrying(() => db.transaction().execute(body));
-}
-
-/** Serialization failure and deadlock: the engine's "try again". */
-export const CONFLICT_SQLSTATES: ReadonlySet<string> = new Set(['40001', '40P01']);
-
-/** `run`, again after a conflict, at most MAX_TRANSACTION_ATTEMPTS times. */
-async function retrying<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (typeof code !== 'string' || !CONFLICT_SQLSTATES.has(code) || attempt >= MAX_TRANSACTION_ATTEMPTS) throw error;
-      // Full jitter: racing transactions that collided once should not collide again in step.
-      await sleep(Math.random() * 5 * 2 ** attempt);
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function insertSession(db: Executor, s: NewSession, meta: RequestMeta): Promise<void> {
-  await db
-    .insertInto('sessions')
-    .values({
-      id: s.id,
-      user_id: s.userId,
-      salt: s.salt,
-      generation: 1,
-      parent_generation: null,
-      rotated_at: null,
-      created_at: s.now,
-      last_used_at: s.now,
-      expires_at: s.expiresAt,
-      absolute_expires_at: s.absoluteExpiresAt,
-      ip: meta.ip,
-      user_agent: meta.userAgent,
-      amr: s.amr,
-    })
-    .execute();
-}
-
-async function insertEvent(
-  db: Executor, userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date,
-): Promise<void> {
-  await db
-    .insertInto('security_events')
-    .values({ user_id: userId, session_id: sessionId, type, ip: meta.ip, user_agent: meta.userAgent, created_at: now })
-    .execute();
-}
-
-async function revokeWhere(db: Executor, userId: string, exceptSessionId: string | null, reason: RevokeReason, now: Date): Promise<number> {
-  let query = db
-    .updateTable('sessions')
-    .set({ revoked_at: now, revoked_reason: reason })
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null);
-  if (exceptSessionId) query = query.where('id', '!=', exceptSessionId);
-  const result = await query.executeTakeFirst();
-  return Number(result.numUpdatedRows);
-}
-
-/** What every read of a user selects: the record, without its credentials. */
-const USER_COLUMNS = [
-  'users.id', 'users.email', 'users.name', 'users.created_at', 'users.roles', 'users.org_id', 'users.metadata', 'users.email_verified_at',
-  'users.disabled_at',
-] as const;
-
-type UserRow = Pick<Selectable<UsersTable>, 'id' | 'email' | 'name' | 'created_at' | 'roles' | 'org_id' | 'metadata' | 'email_verified_at'>;
-
-function toUserRecord(row: UserRow): UserRecord {
-  return {
-    id: row.id, email: row.email, name: row.name, createdAt: row.created_at, roles: row.roles, orgId: row.org_id, metadata: row.metadata,
-    emailVerified: row.email_verified_at !== null,
-  };
-}
-
-function toUserWithCredentials(row: Selectable<UsersTable>): UserWithCredentials {
-  return { ...toUserRecord(row), passwordHash: row.password_hash, disabled: row.disabled_at !== null };
 }

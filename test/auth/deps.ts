@@ -19,7 +19,9 @@ import { MemoryWindowCounter } from '../../src/auth/window-counter.js';
 import { accessTokenOptions } from '../../src/core/access-token.js';
 import { loadConfig, type RateLimitConfig } from '../../src/core/config.js';
 import { TesseraError } from '../../src/core/errors.js';
+import { deriveKeys } from '../../src/core/derive-key.js';
 import { RefreshTokenCodec } from '../../src/core/refresh-token.js';
+import { AccountStore } from '../../src/store/account-store.js';
 import type { RequestMeta, RevokeReason } from '../../src/core/vocabulary.js';
 import { openTestStore, type Backend } from '../helpers/backends.js';
 import { FrozenClock, PASSWORD, TEST_SECRET, newEmail } from '../helpers/app.js';
@@ -54,6 +56,13 @@ export async function openWorld(backend: Backend, rateLimits: Partial<RateLimitC
     refreshTokens: new RefreshTokenCodec(TEST_SECRET),
     accessTokenOptions: accessTokenOptions(config),
     lifetimes: { refreshTokenTtl: config.refreshTokenTtl, sessionMaxAge: config.sessionMaxAge },
+    // Email features as a development server has them (mails to the log): sign-up writes its link.
+    accountConfig: {
+      mail: config.mail, emailVerificationTtl: config.emailVerificationTtl, passwordResetTtl: config.passwordResetTtl,
+      requireVerifiedEmail: config.requireVerifiedEmail,
+    },
+    accounts: new AccountStore(db.store.db, db.store.events),
+    deviceKeys: deriveKeys(TEST_SECRET, undefined, 'device'),
     refreshPolicy: { graceMs: config.refreshReuseGrace * 1000, idleTtlMs: config.refreshTokenTtl * 1000 },
     graceSeconds: config.refreshReuseGrace,
     close: async () => {
@@ -64,12 +73,13 @@ export async function openWorld(backend: Backend, rateLimits: Partial<RateLimitC
 }
 
 export const registerDeps = (w: World): RegisterDeps => ({
-  store: w.store, hasher: w.hasher, config: w.lifetimes, clock: w.now,
+  store: w.store, hasher: w.hasher, config: { ...w.lifetimes, ...w.accountConfig }, clock: w.now, accounts: w.accounts, deviceKeys: w.deviceKeys,
   keys: w.keys, refreshTokens: w.refreshTokens, accessTokenOptions: w.accessTokenOptions,
 });
 
 export const signInDeps = (w: World): SignInDeps => ({
-  store: w.store, hasher: w.hasher, limits: w.limits, config: w.lifetimes, clock: w.now,
+  store: w.store, hasher: w.hasher, limits: w.limits, config: { ...w.lifetimes, ...w.accountConfig }, clock: w.now,
+  accounts: w.accounts, deviceKeys: w.deviceKeys,
   keys: w.keys, refreshTokens: w.refreshTokens, accessTokenOptions: w.accessTokenOptions,
 });
 

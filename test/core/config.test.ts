@@ -254,6 +254,40 @@ describe('loadConfig — TESSERA_SECRET', () => {
   });
 });
 
+describe('loadConfig — TESSERA_SECRET_PREVIOUS', () => {
+  const NEW = 'n'.repeat(40);
+  const OLD = 'o'.repeat(40);
+
+  it('is optional and unset by default', () => {
+    expect(ok({}).secretPrevious).toBeUndefined();
+    expect(ok({ TESSERA_SECRET: NEW, TESSERA_SECRET_PREVIOUS: '  ' }).secretPrevious).toBeUndefined();
+  });
+
+  it('is kept beside TESSERA_SECRET, in production too', () => {
+    expect(ok({ NODE_ENV: 'production', TESSERA_SECRET: NEW, TESSERA_SECRET_PREVIOUS: OLD })).toMatchObject({ secret: NEW, secretPrevious: OLD });
+  });
+
+  it('follows the same 32-byte rule, without echoing the value', () => {
+    const errors = errorsOf({ TESSERA_SECRET: NEW, TESSERA_SECRET_PREVIOUS: 'o'.repeat(31) });
+    expect(errors).toEqual([expect.stringMatching(/^TESSERA_SECRET_PREVIOUS is too short: it must be at least 32 bytes/)]);
+    expect(errors[0]).not.toContain('o'.repeat(31));
+    expect(ok({ TESSERA_SECRET: NEW, TESSERA_SECRET_PREVIOUS: 'é'.repeat(16) }).secretPrevious).toBe('é'.repeat(16));
+  });
+
+  it('must differ from TESSERA_SECRET', () => {
+    const errors = errorsOf({ TESSERA_SECRET: NEW, TESSERA_SECRET_PREVIOUS: ` ${NEW} ` });
+    expect(errors).toEqual(['TESSERA_SECRET_PREVIOUS is the same as TESSERA_SECRET: it must be the secret TESSERA_SECRET replaced, or unset']);
+  });
+
+  it('needs TESSERA_SECRET: the new secret is set explicitly, also in development', () => {
+    const errors = errorsOf({ TESSERA_SECRET_PREVIOUS: OLD });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^TESSERA_SECRET_PREVIOUS is set but TESSERA_SECRET is not: put the new secret in TESSERA_SECRET/);
+    expect(errors[0]).toContain('DATA_DIR/secret');
+    expect(errors[0]).not.toContain(OLD);
+  });
+});
+
 describe('loadConfig — many bad values at once', () => {
   it('reports every bad value, one line each, each naming its variable', () => {
     const env: Env = {

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
 import { loadConfig, type Config } from '../../src/core/config.js';
-import { buildApp } from '../../src/server/app.js';
+import { buildApp, type BuildOptions } from '../../src/server/app.js';
 import type { App } from '../../src/server/context.js';
 import { openTestStore, type Backend, type TestStore } from './backends.js';
 
@@ -24,17 +24,28 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+export interface TestAppOptions {
+  /** A logger (pino options or instance) instead of one at LOG_LEVEL: tests that read the log. */
+  logger?: BuildOptions['logger'];
+  /** `false`: no outbox worker (see BuildOptions.outbox). */
+  outbox?: boolean;
+  /** Where the frozen clock starts (ms since the epoch), e.g. `Date.now()` for webhook signatures a receiver checks against real time. */
+  clockStart?: number;
+}
+
 /**
  * The real app on a real database (PGlite in memory or a fresh PostgreSQL schema),
  * with a frozen clock. `env` overrides configuration the way operators would.
  */
-export async function startTestApp(backend: Backend, env: Record<string, string> = {}, rateLimits?: Partial<Config['rateLimits']>): Promise<TestApp> {
+export async function startTestApp(
+  backend: Backend, env: Record<string, string> = {}, rateLimits?: Partial<Config['rateLimits']>, options: TestAppOptions = {},
+): Promise<TestApp> {
   const result = loadConfig({ TESSERA_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', PASSWORD_HASH_QUEUE: '1000', ...env });
   if (!result.ok) throw new Error(result.errors.join('\n'));
   const config: Config = { ...result.config, rateLimits: { ...result.config.rateLimits, ...rateLimits } };
   const db = await openTestStore(backend);
-  const clock = new FrozenClock();
-  const app = await buildApp({ config, store: db.store, secret: TEST_SECRET, clock: clock.now });
+  const clock = new FrozenClock(options.clockStart);
+  const app = await buildApp({ config, store: db.store, secret: TEST_SECRET, clock: clock.now, logger: options.logger, outbox: options.outbox });
   return {
     app, config, clock, db,
     close: async () => {

@@ -309,10 +309,12 @@ describe.each(BACKENDS)('bad input on %s', (backend: Backend) => {
       expect(String(res.headers.allow)).not.toMatch(/\bGET\b/);
     });
 
-    it('DELETE /auth/me → 405 with Allow: GET; other wrong methods too', async () => {
-      const me = await t.app.inject({ method: 'DELETE', url: '/auth/me', headers: user.bearer });
+    it('PUT /auth/me → 405 with Allow: GET, PATCH, DELETE; other wrong methods too', async () => {
+      const me = await t.app.inject({ method: 'PUT', url: '/auth/me', headers: user.bearer });
       expectProblem(me, 405, 'method_not_allowed');
       expect(String(me.headers.allow)).toMatch(/\bGET\b/);
+      expect(String(me.headers.allow)).toMatch(/\bPATCH\b/);
+      expect(String(me.headers.allow)).toMatch(/\bDELETE\b/);
       for (const [method, url, allowed] of [
         ['PUT', '/auth/register', 'POST'],
         ['PATCH', '/auth/refresh', 'POST'],

@@ -5,9 +5,14 @@ const FILES = { 'index.html': 'text/html; charset=utf-8', 'app.js': 'text/javasc
 // Both src/server/routes and dist/server/routes sit three levels below the package root.
 const DEMO_DIR = new URL('../../../dist/demo/', import.meta.url);
 
+/** The pages the links in mails open (SPEC §7: `APP_URL/reset-password#token=…`, `/verify-email#token=…`); the demo page serves them. */
+const LINK_PAGES = ['/reset-password', '/verify-email'] as const;
+
 /**
- * The demo account page at `/`, built by `npm run build` into dist/demo. Files are
- * read once at start; without a build, `/` says how to make one.
+ * The demo account page at `/`, and at the pages the links in mails open, built by
+ * `npm run build` into dist/demo. Files are read once at start; without a build, `/` says
+ * how to make one. The page learns whether this server sends mail from an attribute filled
+ * in here, so it offers "Forgot password?" only where a link can arrive, without a request.
  */
 export function demoRoutes(app: App) {
   const files = new Map<string, Buffer>();
@@ -18,6 +23,11 @@ export function demoRoutes(app: App) {
       // not built: handled below
     }
   }
+  const html = files.get('index.html');
+  if (html) {
+    const emailFeatures = app.tessera.config.mail === 'off' ? 'off' : 'on';
+    files.set('index.html', Buffer.from(html.toString('utf8').replace('data-email-features="off"', `data-email-features="${emailFeatures}"`)));
+  }
   const send = (name: keyof typeof FILES) => async (_request: unknown, reply: import('fastify').FastifyReply) => {
     const body = files.get(name);
     if (!body) return reply.type('text/plain; charset=utf-8').send('The demo page is not built yet: run `npm run build`.');
@@ -25,6 +35,7 @@ export function demoRoutes(app: App) {
   };
   const hide = { schema: { hide: true } };
   app.get('/', hide, send('index.html'));
+  for (const path of LINK_PAGES) app.get(path, hide, send('index.html'));
   app.get('/demo/app.js', hide, send('app.js'));
   app.get('/demo/style.css', hide, send('style.css'));
   app.get('/favicon.ico', hide, async (_request, reply) => reply.code(204).send());

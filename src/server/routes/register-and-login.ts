@@ -2,7 +2,8 @@ import type { FastifyReply } from 'fastify';
 import { register } from '../../auth/register.js';
 import { signIn } from '../../auth/sign-in.js';
 import type { App, Request } from '../context.js';
-import { readRefreshCookie } from '../cookie-transport.js';
+import { afterResponse } from '../after-response.js';
+import { deviceCookie, readRefreshCookie } from '../cookie-transport.js';
 import { perIp } from '../per-ip-limits.js';
 import { requestMeta } from '../request-meta.js';
 import { LoginBody, Problem, RegisterBody, TokenResponse } from '../schemas.js';
@@ -35,7 +36,10 @@ export function registerAndLoginRoutes(app: App) {
 async function postRegister(request: Request<{ Body: RegisterBody }>, reply: FastifyReply) {
   const { tessera } = request.server;
   const { transport = 'cookie', ...body } = request.body;
-  const tokens = await register(tessera, { ...body, transport, cookieToken: readRefreshCookie(request), meta: requestMeta(request) });
+  const tokens = await register(tessera, {
+    ...body, transport, cookieToken: readRefreshCookie(request), deviceCookie: deviceCookie(request, reply, tessera.config, transport),
+    meta: requestMeta(request),
+  });
   reply.code(201);
   return tokenResponse(reply, tessera.config, tokens, transport);
 }
@@ -46,11 +50,9 @@ async function postLogin(request: Request<{ Body: LoginBody }>, reply: FastifyRe
   const tokens = await signIn(tessera, {
     email, password, transport,
     cookieToken: readRefreshCookie(request),
+    deviceCookie: deviceCookie(request, reply, tessera.config, transport),
     meta: requestMeta(request),
-    // 'close', not 'finish': it also fires when the client hangs up before the answer, so no failure goes unrecorded.
-    afterResponse: (task) => reply.raw.once('close', () => {
-      task().catch((err: Error) => request.log.warn({ err: { message: err.message } }, 'could not record login_failed'));
-    }),
+    afterResponse: afterResponse(request, reply, 'login_failed'),
   });
   return tokenResponse(reply, tessera.config, tokens, transport);
 }
