@@ -21,6 +21,8 @@ interface Rule {
   forbiddenLayers: string[];
   /** npm packages they must not import (a trailing `/*` means the whole scope); `*` means every package. */
   forbiddenPackages: string[];
+  /** npm packages they may import even so (exact names): the client's one runtime dependency. */
+  allowedPackages?: string[];
   /** Files of the layer the rule does not apply to (paths under src/). */
   except?: string[];
 }
@@ -31,7 +33,7 @@ const RULES: Rule[] = [
     layer: 'core',
     allowedLayers: ['core'],
     forbiddenLayers: [],
-    forbiddenPackages: ['fastify', '@fastify/*', 'kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino'],
+    forbiddenPackages: ['fastify', '@fastify/*', 'kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino', 'prom-client', 'nodemailer'],
   },
   {
     // Storage knows the domain's types, never HTTP and never the use cases.
@@ -44,7 +46,7 @@ const RULES: Rule[] = [
     layer: 'auth',
     allowedLayers: ['auth', 'core', 'store'],
     forbiddenLayers: [],
-    forbiddenPackages: ['fastify', '@fastify/*', 'kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino'],
+    forbiddenPackages: ['fastify', '@fastify/*', 'kysely', 'kysely-pglite-dialect', 'pg', '@electric-sql/pglite', 'pino', 'prom-client', 'nodemailer'],
   },
   {
     // Delivery of the outbox (mails, webhooks): the domain and the store's SQL, never HTTP, the use
@@ -68,11 +70,13 @@ const RULES: Rule[] = [
     except: ['cli/serve.ts'],
   },
   {
-    // The browser client: core's plain words and error table, no runtime package at all.
+    // The browser client: core's plain words and error table, and one runtime package: passkeys
+    // need @simplewebauthn/browser (SPEC §8), the field's standard for the WebAuthn ceremonies.
     layer: 'client',
     allowedLayers: ['client', 'core'],
     forbiddenLayers: [],
     forbiddenPackages: ['*'],
+    allowedPackages: ['@simplewebauthn/browser'],
   },
   {
     // The demo page is built from the public client alone.
@@ -126,7 +130,7 @@ function violations(file: string, source: string, rule: Rule): string[] {
       const target = layerOf(resolve(dirname(file), specifier));
       const forbidden = target !== undefined && (rule.forbiddenLayers.includes(target) || (rule.allowedLayers !== undefined && !rule.allowedLayers.includes(target)));
       if (forbidden) found.push(`src/${where} → ${specifier} (src/${target})`);
-    } else if (rule.forbiddenPackages.some((p) => packageMatches(specifier, p))) {
+    } else if (rule.forbiddenPackages.some((p) => packageMatches(specifier, p)) && !rule.allowedPackages?.includes(specifier)) {
       found.push(`src/${where} → ${specifier}`);
     }
   }
@@ -182,7 +186,7 @@ describe('import direction (core ← store ← auth ← server ← cli; client a
     });
   }
 
-  it('the client, with everything it imports from src/, needs no runtime package', () => {
+  it('the client, with everything it imports from src/, needs no runtime package but @simplewebauthn/browser, for passkeys alone', () => {
     const seen = new Set<string>();
     const packages: string[] = [];
     const visit = (file: string) => {
@@ -195,7 +199,7 @@ describe('import direction (core ← store ← auth ← server ← cli; client a
     };
     visit(join(SRC, 'client', 'index.ts'));
     expect(seen.size).toBeGreaterThan(3);
-    expect(packages).toEqual([]);
+    expect(packages).toEqual([`client${sep}passkeys.ts → @simplewebauthn/browser`]);
   });
 
   it('the CLI loads the HTTP application only for `serve`, and lazily', () => {

@@ -13,7 +13,10 @@ export interface ListSessionsDeps {
   clock: () => Date;
 }
 
-/** `GET /auth/sessions`: the user's active sessions, most recently used first. */
+/**
+ * `GET /auth/sessions`: the user's active sessions, most recently used first, each with how
+ * (`amr`) and when (`authTime`) the user last authenticated in it.
+ */
 export async function listSessions(deps: ListSessionsDeps, userId: string, currentSessionId: string): Promise<SessionView[]> {
   const sessions = await deps.store.listActiveSessions(userId, deps.clock());
   return sessions.map((s) => ({ ...s, device: deviceName(s.userAgent), current: s.id === currentSessionId }));

@@ -21,13 +21,14 @@ import type { WindowCounter } from './window-counter.js';
  * | `reset_account`    | email        | every forgot-password request; silent      | 5 reset mails an hour: a mailbox cannot be flooded |
  * | `forgot_ip`        | IP           | every forgot-password request; silent      | one client cannot probe or flood many accounts |
  * | `verification`     | address      | every verification or email-change mail; silent | an address cannot be flooded with links |
+ * | `mfa_account`      | user id      | every second-factor code, before the check; a right one refunds its own | 20 wrong codes a day: 6-digit codes stay unguessable, and a correct password never resets it |
  *
  * The last three are "silent": past them the request still answers 202 and sends nothing,
  * so the answer never tells whether an account exists.
  */
 export type KeyedBudget =
   'login_account_ip' | 'login_account' | 'password_change' | 'refresh_session' | 'reset_account' | 'forgot_ip' | 'verification'
-  | 'admin_ip';
+  | 'admin_ip' | 'mfa_account';
 
 /** Budgets per client IP, enforced at the HTTP edge. */
 export type IpBudget = 'register' | 'login' | 'refresh';
@@ -41,9 +42,11 @@ export interface Budget {
 export interface Spent {
   exceeded: boolean;
   retryAfter: number;
+  /** This event is the first over the budget in its window: the one moment to tell someone, once. */
+  crossed: boolean;
 }
 
-const WITHIN: Spent = Object.freeze({ exceeded: false, retryAfter: 0 });
+const WITHIN: Spent = Object.freeze({ exceeded: false, retryAfter: 0, crossed: false });
 
 export class RateLimits {
   readonly #keyed: Record<KeyedBudget, Budget>;
@@ -67,6 +70,7 @@ export class RateLimits {
       forgot_ip: budget(limits.forgotPasswordPerIp, limits.forgotPasswordPerIpWindow),
       verification: budget(limits.verificationPerRecipient, limits.verificationPerRecipientWindow),
       admin_ip: budget(limits.adminFailuresPerIp, limits.adminFailuresPerIpWindow),
+      mfa_account: budget(limits.mfaFailuresPerAccount, limits.mfaFailuresPerAccountWindow),
     });
     this.#perIp = Object.freeze({
       register: budget(limits.registerPerIp, limits.registerPerIpWindow),
@@ -85,7 +89,7 @@ export class RateLimits {
     if (!this.enabled) return WITHIN;
     const { max, windowSeconds } = this.#keyed[budget];
     const window = await this.counter.increment(`${budget}:${key}`, windowSeconds);
-    return { exceeded: window.count > max, retryAfter: window.resetIn };
+    return { exceeded: window.count > max, retryAfter: window.resetIn, crossed: window.count === max + 1 };
   }
 
   /** Counts one event and refuses it with 429 `rate_limited` when over the budget. */

@@ -8,12 +8,13 @@ import { mailOn } from './account-links.js';
 import { endReplacedSession } from './end-replaced-session.js';
 import { issueTokens, type IssueDeps, type Tokens } from './issue-tokens.js';
 import { noteDevice, type KnownDeviceDeps } from './known-device.js';
+import { challengeSecondFactor, type ChallengeDeps } from './mfa/challenge.js';
 import { newSession, type SessionLifetimes } from './new-session.js';
 import type { PasswordHasher } from './password-hasher.js';
 import type { RateLimits } from './rate-limits.js';
 import { tryRecognise, type Recognised, type RecogniseDeps } from './recognise-refresh-token.js';
 
-export interface SignInDeps extends RecogniseDeps, IssueDeps, KnownDeviceDeps {
+export interface SignInDeps extends RecogniseDeps, IssueDeps, KnownDeviceDeps, ChallengeDeps {
   refreshTokens: Pick<RefreshTokenCodec, 'parse' | 'verify' | 'issue'>;
   store: Pick<
     Store,
@@ -45,7 +46,8 @@ export interface SignInInput {
 /**
  * Email and password sign-in (`POST /auth/login`) with its limits, equal timing
  * for unknown emails and wrong passwords, rehashing of old hashes, and the replacement of
- * a browser's previous session.
+ * a browser's previous session. A user with a second factor gets 403 `mfa_required` instead
+ * of a session (src/auth/mfa/challenge.ts); `POST /auth/mfa/verify` finishes the sign-in.
  */
 export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Tokens> {
   const { store, hasher, limits } = deps;
@@ -93,6 +95,8 @@ export async function signIn(deps: SignInDeps, input: SignInInput): Promise<Toke
   }
 
   const now = deps.clock();
+  // With a second factor, no session yet, whatever the transport: 403 mfa_required with its mfaToken.
+  await challengeSecondFactor(deps, user.id, input.transport, now);
   const session = newSession(deps.config, user.id, now);
   await store.createSession(session, meta);
   await noteDevice(deps, user.id, session.id, { transport: input.transport, cookie: input.deviceCookie, meta });

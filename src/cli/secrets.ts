@@ -7,13 +7,15 @@
  * Nothing here loads the HTTP application.
  */
 import { signingKeySealer } from '../auth/key-ring.js';
+import { totpSecretSealer } from '../auth/mfa/totp-sealer.js';
 import { UnsealError, type Sealer } from '../core/seal.js';
 import type { Config } from '../core/config.js';
+import { SecondFactorStore } from '../store/second-factor-store.js';
 import type { Store } from '../store/store.js';
 import { commandLogger, configOrExit, openStore, resolveSecret } from './setup.js';
 
-/** The store methods the sealed columns are walked with: one per column. */
-export type ResealStore = Pick<Store, 'resealSigningKeys'>;
+/** The store methods the sealed columns are walked with (one per column), and its database for the other stores' columns. */
+export type ResealStore = Pick<Store, 'resealSigningKeys' | 'db'>;
 
 /** One column of the database that holds values sealed under a key derived from TESSERA_SECRET. */
 export interface SealedColumn {
@@ -28,8 +30,8 @@ export interface SealedColumn {
 }
 
 /**
- * Every sealed column: what `tessera secrets rotate` re-seals. A column sealed later (TOTP
- * secrets…) is one more entry here, with a `reseal…` method of the store beside it.
+ * Every sealed column: what `tessera secrets rotate` re-seals. A column sealed later is one
+ * more entry here, with a `reseal…` method of its store beside it.
  */
 export const SEALED_COLUMNS: readonly SealedColumn[] = [
   {
@@ -37,6 +39,12 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
     item: 'signing key',
     sealer: signingKeySealer,
     walk: (store, reseal) => store.resealSigningKeys(reseal),
+  },
+  {
+    name: 'TOTP secrets (totp_factors.secret_sealed)',
+    item: 'TOTP secret of user',
+    sealer: totpSecretSealer,
+    walk: (store, reseal) => new SecondFactorStore(store.db).resealTotpSecrets(reseal),
   },
 ];
 

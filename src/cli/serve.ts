@@ -47,6 +47,9 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   } else if (config.mail === 'log') {
     logger.info('no SMTP_URL: mails (with their links) are written to this log, for development');
   }
+  if (config.webauthnOffReason) {
+    logger.warn(`passkeys are off: ${config.webauthnOffReason} (docs/mfa.md). Their routes answer 404.`);
+  }
   if (config.secretPrevious) {
     logger.info(
       'TESSERA_SECRET_PREVIOUS is set: refresh tokens, cursors and signing keys made under it are still accepted; everything new is made under TESSERA_SECRET. ' +

@@ -4,5 +4,6 @@ export {
 } from './tessera-client.js';
 export { TesseraClientError, type ClientErrorCode } from './errors.js';
 export { withAxios, type AxiosLike } from './axios.js';
+export { listPasskeys, registerPasskey, removePasskey, signInWithPasskey, type PasskeyInfo, type PasskeyOptions } from './passkeys.js';
 export { deviceName } from '../core/device-name.js';
 export { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, SECURITY_EVENT_TYPES, type SecurityEventType } from '../core/vocabulary.js';

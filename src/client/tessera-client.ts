@@ -569,6 +569,8 @@ export class TesseraClient {
       throw new TesseraClientError('network_error', 0, (error as Error).message);
     }
     if (!response.ok) throw await TesseraClientError.from(response);
+    // Read to the end (a 202's `null`): a body left unread is reported as an aborted request.
+    await response.arrayBuffer().catch(() => undefined);
   }
 
   /** A call to Tessera's own refresh-token endpoints: credentials and the CSRF header in cookie mode. */

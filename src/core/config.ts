@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseDuration } from './duration.js';
 import { listsSeveralRedisAddresses, parseRedisClusterSeeds } from './redis-url.js';
@@ -41,6 +42,9 @@ export interface RateLimitConfig {
   /** requests to the admin API per IP without a valid admin key or admin token (counted before the check) */
   adminFailuresPerIp: number;
   adminFailuresPerIpWindow: number;
+  /** wrong second-factor codes per account (sign-in, re-authentication, enrolment); a correct password never resets it */
+  mfaFailuresPerAccount: number;
+  mfaFailuresPerAccountWindow: number;
 }
 
 /** Validated, frozen configuration. Durations are in seconds. */
@@ -112,6 +116,14 @@ export interface Config {
   passwordResetTtl: number;
   emailVerificationTtl: number;
   requireVerifiedEmail: boolean;
+  /** REAUTH_WINDOW: how recent a sign-in must be for sensitive actions (changing second factors). */
+  reauthWindow: number;
+  /** Passkeys' relying party ID (WEBAUTHN_RP_ID, default PUBLIC_URL's host); undefined: passkeys are off (an IP address cannot be one). */
+  webauthnRpId: string | undefined;
+  /** The origins a passkey ceremony may run on (WEBAUTHN_ORIGINS, default PUBLIC_URL's origin). */
+  webauthnOrigins: readonly string[];
+  /** Why passkeys are off, for the start-up warning; undefined when they are on. */
+  webauthnOffReason: string | undefined;
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimitConfig = Object.freeze({
@@ -135,6 +147,8 @@ export const DEFAULT_RATE_LIMITS: RateLimitConfig = Object.freeze({
   refreshPerIpWindow: 60,
   adminFailuresPerIp: 20,
   adminFailuresPerIpWindow: 15 * 60,
+  mfaFailuresPerAccount: 20,
+  mfaFailuresPerAccountWindow: 24 * 60 * 60,
 });
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: string[] };
@@ -312,6 +326,8 @@ export function loadConfig(env: Record<string, string | undefined>): ConfigResul
     passwordResetTtl: duration('PASSWORD_RESET_TTL', '30m'),
     emailVerificationTtl: duration('EMAIL_VERIFICATION_TTL', '24h'),
     requireVerifiedEmail: oneOf('REQUIRE_VERIFIED_EMAIL', ['on', 'off'], 'off') === 'on',
+    reauthWindow: duration('REAUTH_WINDOW', '10m'),
+    ...webauthnSettings(value, errors, publicOrigin),
   };
 
   if (config.redisCluster) {
@@ -377,7 +393,10 @@ function emailSettings(
   if (/[\r\n]/.test(appName) || appName.length > 100) errors.push('APP_NAME must be one line of at most 100 characters');
   const host = URL.canParse(site.publicOrigin) ? new URL(site.publicOrigin).hostname : 'localhost';
   const mailFrom = value('MAIL_FROM') ?? `${appName.replace(/["\\]/g, '')} <no-reply@${host.includes('.') ? host : `${host}.localdomain`}>`;
-  if (/[\r\n]/.test(mailFrom)) errors.push('MAIL_FROM must be one line, such as "Example <no-reply@example.com>"');
+  // One address, with or without a display name: "Example <no-reply@example.com>" or no-reply@example.com.
+  if (!/^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/.test(mailFrom)) {
+    errors.push('MAIL_FROM is not an address such as "Example <no-reply@example.com>" or no-reply@example.com');
+  }
 
   let appUrl = site.publicUrl;
   const rawAppUrl = value('APP_URL');
@@ -452,4 +471,44 @@ function parseSigningKeys(raw: string, errors: string[]): PrivateJwk[] | undefin
     }
   });
   return valid;
+}
+
+/**
+ * Passkeys' relying party (SPEC §8): WEBAUTHN_RP_ID (default PUBLIC_URL's host) and
+ * WEBAUTHN_ORIGINS (default PUBLIC_URL's origin), each origin's host the RP ID or under it.
+ * Browsers refuse an IP address as RP ID, so with one (the default on an IP PUBLIC_URL)
+ * passkeys are off, and `tessera serve` warns once.
+ */
+function webauthnSettings(
+  value: (name: string) => string | undefined, errors: string[], publicOrigin: string,
+): Pick<Config, 'webauthnRpId' | 'webauthnOrigins' | 'webauthnOffReason'> {
+  const rawOrigins = value('WEBAUTHN_ORIGINS');
+  const origins: string[] = [];
+  for (const raw of rawOrigins === undefined ? [publicOrigin] : rawOrigins.split(',').map((o) => o.trim()).filter(Boolean)) {
+    const origin = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (!origin || (origin.protocol !== 'https:' && origin.protocol !== 'http:') || origin.origin !== raw.replace(/\/+$/, '')) {
+      errors.push(`WEBAUTHN_ORIGINS: ${JSON.stringify(raw)} is not an origin such as https://example.com (scheme, host and port only)`);
+      continue;
+    }
+    origins.push(origin.origin);
+  }
+  const configured = value('WEBAUTHN_RP_ID');
+  let rpId = configured ?? (URL.canParse(publicOrigin) ? new URL(publicOrigin).hostname : '');
+  rpId = rpId.replace(/^\[|\]$/g, '').toLowerCase();
+  const off = (reason: string) => ({ webauthnRpId: undefined, webauthnOrigins: Object.freeze(origins), webauthnOffReason: reason });
+  if (isIP(rpId) !== 0) {
+    if (configured !== undefined) errors.push(`WEBAUTHN_RP_ID=${JSON.stringify(configured)} is an IP address, which browsers refuse as a relying party ID: use a domain name`);
+    return off(`the relying party ID would be the IP address ${rpId} (PUBLIC_URL's host), which browsers refuse; serve Tessera under a domain name (localhost works for development) or set WEBAUTHN_RP_ID`);
+  }
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId)) {
+    errors.push(`WEBAUTHN_RP_ID=${JSON.stringify(rpId)} is not a domain name`);
+    return off('no valid relying party ID');
+  }
+  for (const origin of origins) {
+    const host = new URL(origin).hostname;
+    if (host !== rpId && !host.endsWith(`.${rpId}`)) {
+      errors.push(`WEBAUTHN_ORIGINS: ${origin} is not on the relying party ID ${rpId} or a subdomain of it (WEBAUTHN_RP_ID)`);
+    }
+  }
+  return { webauthnRpId: rpId, webauthnOrigins: Object.freeze(origins), webauthnOffReason: undefined };
 }

@@ -1,6 +1,11 @@
 import { hkdfSync } from 'node:crypto';
 
-export type KeyPurpose = 'refresh-token' | 'signing-key-encryption' | 'revocation-cursor' | 'link-token' | 'device' | 'admin-cursor';
+export type KeyPurpose =
+  | 'refresh-token' | 'signing-key-encryption' | 'revocation-cursor' | 'link-token' | 'device' | 'admin-cursor'
+  // second factors: the mfaToken's MAC, TOTP secrets at rest, the HMAC recovery codes are stored as
+  | 'mfa-token' | 'totp-secret-encryption' | 'recovery-code'
+  // passkeys: the MAC of WebAuthn challenges (never stored when handed out)
+  | 'webauthn-challenge';
 
 /** Derives an independent 32-byte key for one purpose from TESSERA_SECRET (HKDF-SHA256). */
 export function deriveKey(secret: string, purpose: KeyPurpose): Buffer {

@@ -34,6 +34,7 @@ export const ERRORS = {
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   email_taken: { status: 409, title: 'An account with this email already exists' },
+  totp_already_enabled: { status: 409, title: 'An authenticator app is already set up: remove it first' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'The request body must be application/json' },
   rate_limited: { status: 429, title: 'Too many requests' },
@@ -54,8 +55,17 @@ export function statusOf(code: ErrorCode, errorCase?: ErrorCase): number {
 
 export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 
+/**
+ * Extension members (RFC 9457 §3.2) some answers carry beside the standard ones: `mfa_required`
+ * carries the pending sign-in's `mfaToken` and the `methods` that can finish it.
+ */
+export interface ProblemExtensions {
+  mfaToken?: string;
+  methods?: string[];
+}
+
 /** The body of every error response (RFC 9457 problem details). */
-export interface Problem {
+export interface Problem extends ProblemExtensions {
   type: string;
   title: string;
   status: number;
@@ -81,19 +91,25 @@ export class TesseraError extends Error {
   readonly detail: string | undefined;
   /** Seconds, sent as `Retry-After` with `rate_limited` and `service_unavailable`. */
   readonly retryAfter: number | undefined;
+  /** Extension members of the problem body (`mfaToken`, `methods`); they never replace a standard member. */
+  readonly extensions: ProblemExtensions | undefined;
 
   /** `case` picks one of the code's named cases in the error table, with its own status. */
-  constructor(code: ErrorCode, options: { detail?: string; retryAfter?: number; case?: ErrorCase; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    options: { detail?: string; retryAfter?: number; case?: ErrorCase; cause?: unknown; extensions?: ProblemExtensions } = {},
+  ) {
     super(options.detail ?? ERRORS[code].title, { cause: options.cause });
     this.name = 'TesseraError';
     this.code = code;
     this.status = statusOf(code, options.case);
     this.detail = options.detail;
     this.retryAfter = options.retryAfter;
+    this.extensions = options.extensions;
   }
 
   toProblem(): Problem {
-    return { ...problem(this.code, this.detail), status: this.status };
+    return { ...this.extensions, ...problem(this.code, this.detail), status: this.status };
   }
 }
 

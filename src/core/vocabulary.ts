@@ -58,6 +58,19 @@ export interface RequestMeta {
  */
 export type Transport = 'cookie' | 'body';
 
+/**
+ * How a sign-in answered `mfa_required` can be finished (the `methods` of that answer):
+ * an authenticator app's code, a recovery code, or a passkey.
+ */
+export const MFA_METHODS = ['totp', 'recovery_code', 'passkey'] as const;
+export type MfaMethod = (typeof MFA_METHODS)[number];
+
+/**
+ * RFC 8176 `amr` values that prove a second factor (a one-time code, a hardware key, or
+ * several factors): what "re-authenticated with a factor" means once a user has one.
+ */
+export const FACTOR_AMR: readonly string[] = Object.freeze(['otp', 'hwk', 'mfa']);
+
 /** User agents are stored up to this many characters. */
 export const USER_AGENT_MAX_LENGTH = 512;
 
@@ -100,6 +113,10 @@ export const LOG_REDACT_PATHS: readonly string[] = Object.freeze([
   '*.token',
   '*.code',
   '*.recoveryCode',
+  '*.recoveryCodes',
+  '*.mfaToken',
+  '*.secret',
+  '*.otpauthUri',
   '*.refreshToken',
   '*.accessToken',
 ]);

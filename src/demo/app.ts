@@ -214,8 +214,12 @@ function revokeQuestion(s: SessionInfo): string {
 
 async function renderEvents() {
   const events = await auth.events();
+  // A sign-in from a new device is recorded twice (the sign-in, and `new_device`, which mails the
+  // user); the list shows it once, as the sign-in with its device, like any other.
+  const signIns = new Set(events.filter((e) => e.type === 'login_succeeded' && e.sessionId).map((e) => e.sessionId));
+  const shown = events.filter((e) => !(e.type === 'new_device' && e.sessionId && signIns.has(e.sessionId)));
   $('events').replaceChildren(
-    ...events.slice(0, 12).map((e) => {
+    ...shown.slice(0, 12).map((e) => {
       const li = document.createElement('li');
       const what = document.createElement('span');
       what.textContent = EVENT_NAMES[e.type] ?? e.type;
@@ -377,7 +381,7 @@ form('reset-form', async ({ newPassword, confirmPassword }) => {
     await auth.resetPassword(linkToken ?? '', newPassword!);
   } catch (error) {
     if (error instanceof TesseraClientError && error.code === 'invalid_token') {
-      resetLinkInvalid(`${friendly(error)} Ask for a new one: the newest link always works for a while.`);
+      resetLinkInvalid('It was used already, has expired, or a newer one was sent. Ask for a new one: the newest link works for a while.');
       $('reset-again').focus();
       return;
     }
@@ -424,7 +428,7 @@ async function verifyFromLink(restored: Promise<unknown>) {
     else done('Email address changed', "Your account's email address has changed to the one this link was sent to. Sign in with it from now on.");
   } catch (error) {
     if (error instanceof TesseraClientError && error.code === 'invalid_token') {
-      done('This link does not work', `${friendly(error)} We can send a new one.`, true);
+      done('This link does not work', 'It was used already, has expired, or a newer one was sent. We can send you a new one.', true);
     } else if (error instanceof TesseraClientError && error.code === 'email_taken') {
       done('Address taken', 'Another account started using that address in the meantime, so your email address did not change.');
     } else {
@@ -524,6 +528,11 @@ auth.onChange((state: AuthState) => {
     notice(state.reason);
     show('signed-out');
   }
+});
+
+// A link opened in the tab that shows its page changes only the fragment: load the page anew for it.
+addEventListener('hashchange', () => {
+  if (route !== 'account' && /(^#|&)token=/.test(location.hash)) location.reload();
 });
 
 const restored = auth.restore();

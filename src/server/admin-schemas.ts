@@ -47,7 +47,7 @@ export const AdminUserDetail = Type.Object({
       name: Type.Union([Type.String(), Type.Null()]),
       createdAt: DateTime,
     }),
-    { description: 'Second factors and passkeys (none until they are built)' },
+    { description: 'The confirmed authenticator app (`totp`) and the set of recovery codes (`recovery_codes`, named by how many are unused), and each passkey (`passkey`, by its credential id and name)' },
   ),
 });
 
@@ -98,6 +98,8 @@ export const AdminSessionList = Type.Object({
       ip: Type.Union([Type.String(), Type.Null()]),
       userAgent: Type.Union([Type.String(), Type.Null()]),
       device: Type.String({ examples: ['Firefox on Windows'] }),
+      amr: Type.Array(Type.String(), { description: 'How the user authenticated (RFC 8176): `pwd`, `otp`, `mfa`…' }),
+      authTime: Type.String({ format: 'date-time', description: 'The session’s start, or its latest re-authentication' }),
     }),
   ),
 });

@@ -13,6 +13,7 @@ import { KeyRing } from '../auth/key-ring.js';
 import { RevocationFeed } from '../auth/revocation-feed.js';
 import { NO_METER } from '../auth/meter.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
+import { totpSecretSealer } from '../auth/mfa/totp-sealer.js';
 import { RateLimits } from '../auth/rate-limits.js';
 import { MemoryWindowCounter, RedisWindowCounter } from '../auth/window-counter.js';
 import { accessTokenOptions } from '../core/access-token.js';
@@ -24,10 +25,14 @@ import { startOutboxWorker } from '../delivery/deliver-message.js';
 import type { PoolCounts } from '../store/database.js';
 import { deriveKeys } from '../core/derive-key.js';
 import { LinkTokenCodec } from '../core/link-token.js';
+import { MfaTokenCodec } from '../core/mfa-token.js';
+import { WebAuthnChallengeCodec } from '../core/webauthn-challenge.js';
+import { PasskeyStore } from '../store/passkey-store.js';
 import { AccountStore } from '../store/account-store.js';
 import { AdminStore } from '../store/admin-store.js';
 import { withDeadline } from '../store/deadline.js';
 import { outboxPolicy } from '../store/event-log.js';
+import { SecondFactorStore } from '../store/second-factor-store.js';
 import type { Store } from '../store/store.js';
 import type { App, Tessera } from './context.js';
 import { isAllowedOrigin } from './cookie-transport.js';
@@ -43,6 +48,8 @@ import { adminRoutes } from './routes/admin.js';
 import { demoRoutes } from './routes/demo.js';
 import { metaRoutes } from './routes/meta.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { mfaRoutes } from './routes/mfa.js';
+import { passkeyRoutes } from './routes/passkeys.js';
 import { refreshAndLogoutRoutes } from './routes/refresh-and-logout.js';
 import { registerAndLoginRoutes } from './routes/register-and-login.js';
 import { revocationRoutes } from './routes/revocations.js';
@@ -159,6 +166,12 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     admin: new AdminStore(store.db, store.events),
     adminKeys: new AdminKeys(config.adminApiKeys),
     adminCursors: new AdminCursors(options.secret, secretPrevious),
+    factors: new SecondFactorStore(store.db, store.events),
+    mfaTokens: new MfaTokenCodec(deriveKeys(options.secret, secretPrevious, 'mfa-token')),
+    totpSecrets: totpSecretSealer(options.secret, secretPrevious),
+    recoveryCodeKeys: deriveKeys(options.secret, secretPrevious, 'recovery-code'),
+    passkeys: new PasskeyStore(store.db, store.events),
+    challenges: new WebAuthnChallengeCodec(deriveKeys(options.secret, secretPrevious, 'webauthn-challenge')),
     limits: new RateLimits(
       config.rateLimitsEnabled,
       config.rateLimits,
@@ -236,6 +249,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     registerAndLoginRoutes(auth);
     refreshAndLogoutRoutes(auth);
     accountRoutes(auth);
+    mfaRoutes(auth);
+    // Off (404) without a relying party ID: browsers refuse an IP address as one.
+    if (config.webauthnRpId !== undefined) passkeyRoutes(auth);
     if (config.mail !== 'off') accountEmailRoutes(auth);
     revocationRoutes(auth);
   }, { prefix: config.refreshCookiePath });

@@ -17,8 +17,13 @@ import type { AuthMeter } from '../auth/meter.js';
 import type { RateLimits } from '../auth/rate-limits.js';
 import type { PurposeKeys } from '../core/derive-key.js';
 import type { LinkTokenCodec } from '../core/link-token.js';
+import type { MfaTokenCodec } from '../core/mfa-token.js';
+import type { Sealer } from '../core/seal.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { AdminStore } from '../store/admin-store.js';
+import type { SecondFactorStore } from '../store/second-factor-store.js';
+import type { PasskeyStore } from '../store/passkey-store.js';
+import type { WebAuthnChallengeCodec } from '../core/webauthn-challenge.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -43,6 +48,14 @@ export interface Tessera {
   admin: AdminStore;
   adminKeys: AdminKeys;
   adminCursors: AdminCursors;
+  /** Second factors (SPEC §8): their SQL, the mfaTokens of pending sign-ins, TOTP secrets' sealer, the recovery codes' HMAC keys. */
+  factors: SecondFactorStore;
+  mfaTokens: MfaTokenCodec;
+  totpSecrets: Sealer;
+  recoveryCodeKeys: PurposeKeys;
+  /** Passkeys (SPEC §8): their SQL, and the MAC of WebAuthn challenges (never stored when handed out). */
+  passkeys: PasskeyStore;
+  challenges: WebAuthnChallengeCodec;
   limits: RateLimits;
   /** Where use cases report what only they see (a refresh's rule, a reuse); a no-op when metrics are off. */
   meter: AuthMeter;

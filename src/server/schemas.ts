@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { ERROR_CODES } from '../core/errors.js';
 import { EMAIL_MAX_LENGTH, EMAIL_MIN_LENGTH, EMAIL_PATTERN, NAME_MAX_LENGTH, NAME_PATTERN } from '../core/user-fields.js';
-import { SECURITY_EVENT_TYPES } from '../core/vocabulary.js';
+import { MFA_METHODS, SECURITY_EVENT_TYPES } from '../core/vocabulary.js';
 
 /**
  * Every request and response shape, declared once: Fastify validates with them,
@@ -47,6 +47,9 @@ export const Problem = Type.Object(
     status: Type.Integer(),
     code: Type.Union(ERROR_CODES.map((code) => Type.Literal(code))),
     detail: Type.Optional(Type.String()),
+    // Extension members (RFC 9457 §3.2), only with `mfa_required`.
+    mfaToken: Type.Optional(Type.String({ description: '`mfa_required`: finishes this sign-in at POST /auth/mfa/verify (5 min, single use)' })),
+    methods: Type.Optional(Type.Array(Type.Enum(MFA_METHODS), { description: '`mfa_required`: the second factors that can finish it' })),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details; `code` is stable (see docs/errors.md)' },
 );
@@ -90,6 +93,8 @@ export const SessionList = Type.Object({
       userAgent: Type.Union([Type.String(), Type.Null()]),
       device: Type.String({ examples: ['Firefox on Windows'] }),
       current: Type.Boolean(),
+      amr: Type.Array(Type.String(), { description: 'How the user authenticated (RFC 8176): `pwd`; `pwd`, `otp`, `mfa` with a second factor', examples: [['pwd']] }),
+      authTime: Type.String({ format: 'date-time', description: 'When the user last authenticated: sign-in or re-authentication' }),
     }),
   ),
 });
@@ -132,6 +137,36 @@ export const AccountExport = Type.Object(
 
 export const Jwks = Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) });
 
+// Second factors (SPEC §8). Codes are bounded strings: longer is 400 `invalid_request` (nothing read or
+// counted); anything shorter that is not the right code, malformed included, is 400 `invalid_code`.
+export const TOTP_CODE_MAX_LENGTH = 32;
+export const RECOVERY_CODE_MAX_LENGTH = 64;
+const TotpCode = Type.String({ maxLength: TOTP_CODE_MAX_LENGTH, description: "6 digits from the authenticator app (spaces ignored)", examples: ['123456'] });
+const RecoveryCode = Type.String({ maxLength: RECOVERY_CODE_MAX_LENGTH, description: 'One of the recovery codes (case, spaces and hyphens ignored)', examples: ['7gq4m-2xk9d'] });
+// No tighter bound: a token of the wrong length is `invalid_token`, not a schema error.
+const MfaToken = Type.String({ maxLength: 512, description: 'The `mfaToken` of the `mfa_required` answer' });
+
+export const TotpSetup = Type.Object({
+  secret: Type.String({ description: 'The secret in base32, to type into an authenticator app' }),
+  otpauthUri: Type.String({ description: 'otpauth://totp/… for a QR code' }),
+});
+export const TotpConfirmBody = Type.Object({ code: TotpCode }, { additionalProperties: false });
+export const RecoveryCodes = Type.Object({
+  recoveryCodes: Type.Array(Type.String(), { description: 'Ten single-use codes, shown this once' }),
+});
+export const MfaVerifyBody = Type.Object(
+  { mfaToken: MfaToken, code: Type.Optional(TotpCode), recoveryCode: Type.Optional(RecoveryCode), transport: Type.Optional(Transport) },
+  { additionalProperties: false, description: 'Exactly one of `code` and `recoveryCode`; `transport` as sent to /auth/login' },
+);
+export const ReauthenticateBody = Type.Object(
+  {
+    password: Type.Optional(Type.String({ maxLength: 8192 })),
+    code: Type.Optional(TotpCode),
+    recoveryCode: Type.Optional(RecoveryCode),
+  },
+  { additionalProperties: false, description: 'Exactly one of `password`, `code` and `recoveryCode`' },
+);
+
 export type RegisterBody = Static<typeof RegisterBody>;
 export type LoginBody = Static<typeof LoginBody>;
 export type LogoutBody = Static<typeof LogoutBody>;
@@ -147,3 +182,6 @@ export type ResendVerificationBody = Static<typeof ResendVerificationBody>;
 export type EmailChangeBody = Static<typeof EmailChangeBody>;
 export type ProfileBody = Static<typeof ProfileBody>;
 export type DeleteAccountBody = Static<typeof DeleteAccountBody>;
+export type TotpConfirmBody = Static<typeof TotpConfirmBody>;
+export type MfaVerifyBody = Static<typeof MfaVerifyBody>;
+export type ReauthenticateBody = Static<typeof ReauthenticateBody>;

@@ -4,6 +4,7 @@ import type { MailMessage } from '../core/outbox-message.js';
 import type { RequestMeta, SecurityEventType } from '../core/vocabulary.js';
 import { enqueue, EventLog } from './event-log.js';
 import { revokeWhere } from './rows.js';
+import { deleteSecondFactors } from './second-factor-store.js';
 import type { Database } from './schema.js';
 import { inTransaction, type Executor } from './transaction.js';
 
@@ -119,7 +120,12 @@ export class AccountStore {
       await revokeWhere(trx, userId, null, 'password_reset', now);
       await trx.deleteFrom('account_tokens').where('user_id', '=', userId).execute();
       // An account pre-registered by someone else is handed back clean: its second factors
-      // go with the reset (none exist until second factors are built).
+      // go with the reset (the owner of the address had never proven it before).
+      if (!wasVerified) {
+        const removed = await deleteSecondFactors(trx, userId);
+        if (removed.totp === 'confirmed') await this.events.record(trx, userId, null, 'mfa_disabled', meta, now);
+        if (removed.passkeys > 0) await this.events.record(trx, userId, null, 'passkey_removed', meta, now);
+      }
       await this.events.record(trx, userId, null, 'password_reset', meta, now);
     });
     return done ? { wasVerified } : undefined;

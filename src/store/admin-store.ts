@@ -3,6 +3,7 @@ import type { RequestMeta, SecurityEventType } from '../core/vocabulary.js';
 import { EventLog, NO_USER_ID } from './event-log.js';
 import { revokeWhere, toUserRecord, USER_COLUMNS } from './rows.js';
 import type { Database } from './schema.js';
+import { deleteSecondFactors, listFactorRows, type FactorRow } from './second-factor-store.js';
 import type { UserRecord } from './store.js';
 import { inTransaction, type Executor } from './transaction.js';
 
@@ -62,16 +63,8 @@ export interface AdminUserChanges {
   disabled?: boolean;
 }
 
-/**
- * A second factor of a user, as operators see it. Placeholder: second factors (SPEC §8) are
- * not built yet, so `listSecondFactors` finds none.
- */
-export interface SecondFactorSummary {
-  kind: 'totp' | 'recovery_codes' | 'passkey';
-  id: string;
-  name: string | null;
-  createdAt: Date;
-}
+/** A second factor of a user as operators see it: the authenticator app, the set of recovery codes, each passkey. */
+export type SecondFactorSummary = FactorRow;
 
 /** Admin actions are recorded without an IP or user agent: the user's own log must not show the operator's. */
 const NO_META: RequestMeta = Object.freeze({ ip: null, userAgent: null });
@@ -211,15 +204,9 @@ export class AdminStore {
     });
   }
 
-  /**
-   * A user's second factors and passkeys. Placeholder until second factors are built (SPEC §8):
-   * there are none to find yet.
-   */
+  /** A user's second factors (second-factor-store.ts reads them: `totp_factors`, `recovery_codes`, `passkeys`). */
   async listSecondFactors(userId: string): Promise<SecondFactorSummary[]> {
-    // TODO(second factors): read the user's rows of `totp_factors`, `recovery_codes` and
-    // `passkeys` (keyed by user_id first) once their migration exists.
-    void userId;
-    return [];
+    return listFactorRows(this.db, userId);
   }
 
   /**
@@ -229,9 +216,8 @@ export class AdminStore {
   async removeSecondFactors(userId: string, now: Date, detail: Record<string, unknown>): Promise<number | undefined> {
     return inTransaction(this.db, async (trx) => {
       if (!(await exists(trx, userId))) return undefined;
-      // TODO(second factors): delete the user's rows of `totp_factors`, `recovery_codes` and
-      // `passkeys` here (where user_id = $1), and count them; none exist until SPEC §8 is built.
-      const removed = 0;
+      // The authenticator app, the recovery codes, pending second-factor sign-ins and passkeys.
+      const { removed } = await deleteSecondFactors(trx, userId);
       await this.#record(trx, userId, now, { ...detail, removed });
       return removed;
     });

@@ -9,6 +9,8 @@ import * as initial from './migrations/2026-11-22T00-00-initial.js';
 import * as userKeys from './migrations/2026-11-30T00-00-user-keys.js';
 import * as claimsAndKeys from './migrations/2026-11-30T01-00-claims-and-keys.js';
 import * as accounts from './migrations/2026-11-30T02-00-accounts.js';
+import * as secondFactors from './migrations/2026-11-30T03-00-second-factors.js';
+import * as passkeys from './migrations/2026-11-30T04-00-passkeys.js';
 import { withDeadlines } from './deadline.js';
 import { LOST_STATEMENT_SQLSTATES, preparedStatementPool } from './prepared-pool.js';
 import { CONFLICT_SQLSTATES } from './transaction.js';
@@ -21,6 +23,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '2026-11-30T00-00-user-keys': userKeys,
   '2026-11-30T01-00-claims-and-keys': claimsAndKeys,
   '2026-11-30T02-00-accounts': accounts,
+  '2026-11-30T03-00-second-factors': secondFactors,
+  '2026-11-30T04-00-passkeys': passkeys,
 };
 
 export interface DatabaseOptions {

@@ -14,6 +14,11 @@ export interface Database {
   account_tokens: AccountTokensTable;
   outbox: OutboxTable;
   known_devices: KnownDevicesTable;
+  totp_factors: TotpFactorsTable;
+  recovery_codes: RecoveryCodesTable;
+  mfa_logins: MfaLoginsTable;
+  passkeys: PasskeysTable;
+  used_challenges: UsedChallengesTable;
 }
 
 /** Who owns an address: the one place an email is unique (a uniqueness that spans users cannot live in `users` on a sharded engine). */
@@ -66,6 +71,8 @@ export interface SessionsTable {
   user_agent: string | null;
   /** how the session was authenticated (RFC 8176 values: pwd, otp, hwk…): the `amr` claim */
   amr: ColumnType<string[], string[] | undefined, string[]>;
+  /** when the user last authenticated (re-authentication sets it, with `amr`); null: `created_at` */
+  auth_time: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface SecurityEventsTable {
@@ -131,4 +138,56 @@ export interface KnownDevicesTable {
   device: string;
   created_at: Date;
   last_seen_at: Date;
+}
+
+/** One authenticator app per user (SPEC §8). */
+export interface TotpFactorsTable {
+  user_id: string;
+  /** the base32 secret, AES-256-GCM under a key derived from TESSERA_SECRET */
+  secret_sealed: string;
+  created_at: Date;
+  /** null while being set up: not a factor until a code confirmed it */
+  confirmed_at: Date | null;
+  /** the newest time step accepted (bigint: read back as a string on pg); a step is accepted once */
+  last_step: ColumnType<string | number, number | undefined, number>;
+}
+
+/** A recovery code, as an HMAC bound to its user: never the code. */
+export interface RecoveryCodesTable {
+  user_id: string;
+  code_hash: string;
+  created_at: Date;
+  used_at: Date | null;
+}
+
+/** A sign-in answered `mfa_required`, until its second factor finishes it (the mfaToken's row). */
+export interface MfaLoginsTable {
+  user_id: string;
+  id: string;
+  transport: 'cookie' | 'body';
+  created_at: Date;
+  expires_at: Date;
+  /** wrong codes so far, counted before each check; at MFA_LOGIN_MAX_FAILURES the token is spent */
+  failures: ColumnType<number, number | undefined, number>;
+}
+
+/** A WebAuthn credential (SPEC §8), keyed by its user and its credential id (base64url). */
+export interface PasskeysTable {
+  user_id: string;
+  id: string;
+  /** the COSE public key */
+  public_key: Uint8Array;
+  /** the authenticator's sign count (bigint: read back as a string on pg); 0: it keeps none */
+  counter: ColumnType<string | number, number | undefined, number>;
+  transports: ColumnType<string[], string[] | undefined, string[]>;
+  name: string;
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+/** A WebAuthn challenge that was used (for its user), until it expires: a second use fails on the key. */
+export interface UsedChallengesTable {
+  user_id: string;
+  id: string;
+  expires_at: Date;
 }

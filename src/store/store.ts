@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Compilable, type Kysely } from 'kysely';
+import { sql, type Compilable, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { NextState, SessionState } from '../core/decide-refresh.js';
 import type { RequestMeta, RevokeReason, SecurityEventType } from '../core/vocabulary.js';
 import { writeLinkRequest, type LinkMail, type LinkRequest } from './account-store.js';
@@ -41,7 +41,7 @@ export interface RefreshableSession extends SessionState {
   salt: Buffer;
   user: UserRecord;
   amr: string[];
-  /** when the user authenticated: the session's start */
+  /** when the user last authenticated: the session's start, or its latest re-authentication */
   authTime: Date;
 }
 
@@ -52,6 +52,10 @@ export interface SessionSummary {
   expiresAt: Date;
   ip: string | null;
   userAgent: string | null;
+  /** how the user authenticated (RFC 8176), as of `authTime` */
+  amr: string[];
+  /** the session's start, or its latest re-authentication */
+  authTime: Date;
 }
 
 /** A signing key as kept: the private part sealed under a key derived from TESSERA_SECRET. */
@@ -121,10 +125,10 @@ export class Store {
         .selectFrom('sessions')
         // co-located: both sides are keyed by the same user id
         .innerJoin('users', 'users.id', 'sessions.user_id')
-        .select([
+        .select((eb) => [
           'sessions.id as session_id', 'sessions.salt', 'sessions.generation', 'sessions.parent_generation',
           'sessions.rotated_at', 'sessions.expires_at', 'sessions.absolute_expires_at', 'sessions.revoked_at',
-          'sessions.revoked_reason', 'sessions.amr', 'sessions.created_at as auth_time', ...USER_COLUMNS,
+          'sessions.revoked_reason', 'sessions.amr', authTime(eb), ...USER_COLUMNS,
         ]);
     this.#sessionForRefresh = precompiled(db, ['\u0000user', '\u0000id'], (userId: string, id: string) =>
       refreshRead().where('sessions.user_id', '=', userId).where('users.id', '=', userId).where('sessions.id', '=', id),
@@ -334,7 +338,7 @@ export class Store {
   async listActiveSessions(userId: string, now: Date): Promise<SessionSummary[]> {
     const rows = await this.db
       .selectFrom('sessions')
-      .select(['id', 'created_at', 'last_used_at', 'expires_at', 'ip', 'user_agent'])
+      .select((eb) => ['id', 'created_at', 'last_used_at', 'expires_at', 'ip', 'user_agent', 'amr', authTime(eb)])
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
       .where('expires_at', '>', now)
@@ -344,6 +348,7 @@ export class Store {
       .execute();
     return rows.map((r) => ({
       id: r.id, createdAt: r.created_at, lastUsedAt: r.last_used_at, expiresAt: r.expires_at, ip: r.ip, userAgent: r.user_agent,
+      amr: r.amr, authTime: r.auth_time,
     }));
   }
 
@@ -646,6 +651,11 @@ export class Store {
       await this.releaseLease('purge', holder);
     }
   }
+}
+
+/** A session's `auth_time`: its latest re-authentication, else its start. */
+function authTime(eb: ExpressionBuilder<Database, 'sessions'>) {
+  return eb.fn.coalesce('sessions.auth_time', 'sessions.created_at').as('auth_time');
 }
 
 /**

@@ -20,8 +20,10 @@ import { accessTokenOptions } from '../../src/core/access-token.js';
 import { loadConfig, type RateLimitConfig } from '../../src/core/config.js';
 import { TesseraError } from '../../src/core/errors.js';
 import { deriveKeys } from '../../src/core/derive-key.js';
+import { MfaTokenCodec } from '../../src/core/mfa-token.js';
 import { RefreshTokenCodec } from '../../src/core/refresh-token.js';
 import { AccountStore } from '../../src/store/account-store.js';
+import { SecondFactorStore } from '../../src/store/second-factor-store.js';
 import type { RequestMeta, RevokeReason } from '../../src/core/vocabulary.js';
 import { openTestStore, type Backend } from '../helpers/backends.js';
 import { FrozenClock, PASSWORD, TEST_SECRET, newEmail } from '../helpers/app.js';
@@ -62,6 +64,8 @@ export async function openWorld(backend: Backend, rateLimits: Partial<RateLimitC
       requireVerifiedEmail: config.requireVerifiedEmail,
     },
     accounts: new AccountStore(db.store.db, db.store.events),
+    factors: new SecondFactorStore(db.store.db, db.store.events),
+    mfaTokens: new MfaTokenCodec(deriveKeys(TEST_SECRET, undefined, 'mfa-token')),
     deviceKeys: deriveKeys(TEST_SECRET, undefined, 'device'),
     refreshPolicy: { graceMs: config.refreshReuseGrace * 1000, idleTtlMs: config.refreshTokenTtl * 1000 },
     graceSeconds: config.refreshReuseGrace,
@@ -79,7 +83,7 @@ export const registerDeps = (w: World): RegisterDeps => ({
 
 export const signInDeps = (w: World): SignInDeps => ({
   store: w.store, hasher: w.hasher, limits: w.limits, config: { ...w.lifetimes, ...w.accountConfig }, clock: w.now,
-  accounts: w.accounts, deviceKeys: w.deviceKeys,
+  accounts: w.accounts, deviceKeys: w.deviceKeys, factors: w.factors, mfaTokens: w.mfaTokens,
   keys: w.keys, refreshTokens: w.refreshTokens, accessTokenOptions: w.accessTokenOptions,
 });
 

@@ -20,7 +20,7 @@ import { TEST_SECRET } from '../helpers/app.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const ACTOR = `cli:${userInfo().username}`;
-const META = { ip: '198.51.100.7', userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15' };
+const META = { ip: '198.51.100.7', userAgent: 'Mozilla/5.0 (Windows NT 10.0) Firefox/120.0' };
 
 interface Run {
   code: number;
@@ -50,7 +50,7 @@ async function cliDatabase(backend: Backend, dir: string) {
     const dataDir = join(dir, 'data');
     return {
       dataDir,
-      env: { DATA_DIR: dataDir },
+      env: { DATA_DIR: dataDir } as Record<string, string>,
       async use<T>(body: (store: Store) => Promise<T>): Promise<T> {
         const { db } = await openDatabase({ url: undefined, dataDir });
         try {
@@ -63,7 +63,7 @@ async function cliDatabase(backend: Backend, dir: string) {
     };
   }
   const test = await openTestStore(backend);
-  return { dataDir: undefined, env: { DATABASE_URL: test.url!, DATABASE_SCHEMA: test.schema! }, use: <T>(body: (store: Store) => Promise<T>) => body(test.store), close: test.close };
+  return { dataDir: undefined, env: { DATABASE_URL: test.url!, DATABASE_SCHEMA: test.schema! } as Record<string, string>, use: <T>(body: (store: Store) => Promise<T>) => body(test.store), close: test.close };
 }
 
 const lifetimes = (() => {
@@ -177,7 +177,7 @@ describe.each(BACKENDS)('tessera users and events on %s', (backend) => {
   it('lists the sessions, ends them all, resets the factors, disables and enables', () => {
     const lines = runs.sessions!.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
-    for (const line of lines) expect(line).toMatch(/^[0-9a-f-]{36} {2}Safari on macOS {2}last used \S+ {2}from 198\.51\.100\.7 {2}since \S+$/);
+    for (const line of lines) expect(line).toMatch(/^[0-9a-f-]{36} {2}Firefox on Windows {2}last used \S+ {2}from 198\.51\.100\.7 {2}since \S+$/);
     expect(runs.revoke).toMatchObject({ code: 0, stdout: `ended 2 sessions of ${ada}\n` });
     expect(runs.factors).toMatchObject({ code: 0, stdout: `removed every second factor and passkey of ${ada} (0); the password alone signs them in now\n` });
     expect(runs.disable).toMatchObject({ code: 0, stdout: `disabled ${bob}\n` });

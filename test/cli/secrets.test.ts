@@ -20,7 +20,8 @@ import type { App } from '../../src/server/context.js';
 import { migrateToLatest, openDatabase } from '../../src/store/database.js';
 import { Store } from '../../src/store/store.js';
 import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
-import { FrozenClock, expectProblem, refresh, register } from '../helpers/app.js';
+import { FrozenClock, PASSWORD, expectProblem, refresh, register } from '../helpers/app.js';
+import { base32Decode, totpCode, totpStep } from '../../src/core/totp.js';
 
 const OLD = 'the-old-secret-that-is-at-least-32-bytes-long';
 const NEW = 'the-new-secret-that-is-at-least-32-bytes-long';
@@ -167,6 +168,32 @@ describe.each(BACKENDS)('changing TESSERA_SECRET on %s', (backend: Backend) => {
     expect(rotated.statusCode, rotated.body).toBe(200);
   });
 
+  it('TOTP secrets sealed under the old secret: codes work while TESSERA_SECRET_PREVIOUS is set, and after a re-seal without it', async () => {
+    const before = await start(OLD);
+    const { body } = await register(before);
+    const userId = JSON.parse(Buffer.from(body.accessToken.split('.')[1]!, 'base64url').toString()).sub as string;
+    await db.store.db.updateTable('users').set({ email_verified_at: clock.now() }).where('id', '=', userId).execute();
+    const bearer = { authorization: `Bearer ${body.accessToken}` };
+    const secret = base32Decode((await before.inject({ method: 'POST', url: '/auth/mfa/totp/setup', headers: bearer })).json().secret)!;
+    const code = () => totpCode(secret, totpStep(clock.now()));
+    expect((await before.inject({ method: 'POST', url: '/auth/mfa/totp/confirm', headers: bearer, payload: { code: code() } })).statusCode).toBe(200);
+    await stop(before);
+
+    const signIn = async (app: App) => {
+      clock.advance(30);
+      const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: body.user!.email, password: PASSWORD, transport: 'body' } });
+      expect(login.statusCode, login.body).toBe(403);
+      return app.inject({ method: 'POST', url: '/auth/mfa/verify', payload: { mfaToken: login.json().mfaToken, code: code(), transport: 'body' } });
+    };
+    const during = await start(NEW, OLD);
+    expect((await signIn(during)).statusCode).toBe(200);
+    const reports = await resealAll(db.store, NEW, OLD);
+    expect(reports.find((r) => r.column.item === 'TOTP secret of user')).toMatchObject({ rows: 1, resealed: 1, unreadable: [] });
+    await stop(during);
+    const after = await start(NEW);
+    expect((await signIn(after)).statusCode).toBe(200);
+  });
+
   it('resealAll reports values neither secret opens, changes nothing of them, and still moves the rest', async () => {
     const before = await start(OLD);
     await stop(before);
@@ -241,7 +268,8 @@ describe('tessera secrets rotate', () => {
     expect(first.stderr).toBe('');
     const lines = first.stdout.split('\n');
     expect(lines[0]).toBe(`signing keys (signing_keys.private_jwk_sealed): 1 value; 1 re-sealed under TESSERA_SECRET now, 0 already under it`);
-    expect(lines[1]).toBe('Every sealed value is now under TESSERA_SECRET: no stored value needs TESSERA_SECRET_PREVIOUS any more.');
+    expect(lines[1]).toBe('TOTP secrets (totp_factors.secret_sealed): 0 values; 0 re-sealed under TESSERA_SECRET now, 0 already under it');
+    expect(lines[2]).toBe('Every sealed value is now under TESSERA_SECRET: no stored value needs TESSERA_SECRET_PREVIOUS any more.');
     expect(first.stdout).toContain('Next:');
     expect(first.stdout).toMatch(/Keep TESSERA_SECRET_PREVIOUS set on every node for SESSION_MAX_AGE \(30d\) after the last node started with the new\n\s+TESSERA_SECRET \(if that was before now: until \d{4}-\d\d-\d\dT/);
     expect(first.stdout).toContain('Removing it sooner signs out every session that has not refreshed since the change');
@@ -256,6 +284,7 @@ describe('tessera secrets rotate', () => {
     expect(check).toMatchObject({ code: 0, stderr: '' });
     expect(check.stdout).toBe(
       `signing keys (signing_keys.private_jwk_sealed): 1 value; 0 re-sealed under TESSERA_SECRET now, 1 already under it\n` +
+        'TOTP secrets (totp_factors.secret_sealed): 0 values; 0 re-sealed under TESSERA_SECRET now, 0 already under it\n' +
         'TESSERA_SECRET_PREVIOUS is not set: every sealed value opens under TESSERA_SECRET alone.\n',
     );
 
@@ -266,7 +295,10 @@ describe('tessera secrets rotate', () => {
     const { dataDir, kids: published } = await dataDirWithKeys('unreadable', OLD);
     const run = await tessera(['secrets', 'rotate'], { DATA_DIR: dataDir, TESSERA_SECRET: NEW, TESSERA_SECRET_PREVIOUS: OTHER });
     expect(run.code).toBe(1);
-    expect(run.stdout).toBe(`signing keys (signing_keys.private_jwk_sealed): 1 value; 0 re-sealed under TESSERA_SECRET now, 0 already under it, 1 left as it is\n`);
+    expect(run.stdout).toBe(
+      `signing keys (signing_keys.private_jwk_sealed): 1 value; 0 re-sealed under TESSERA_SECRET now, 0 already under it, 1 left as it is\n` +
+        'TOTP secrets (totp_factors.secret_sealed): 0 values; 0 re-sealed under TESSERA_SECRET now, 0 already under it\n',
+    );
     expect(run.stderr).toBe(
       `tessera: signing key ${published[0]} is sealed under neither TESSERA_SECRET nor TESSERA_SECRET_PREVIOUS\n` +
         'tessera: 1 sealed value could not be opened and was left as it was: set TESSERA_SECRET_PREVIOUS to the secret it was sealed with and run `tessera secrets rotate` again\n',

@@ -6,7 +6,11 @@ import pg from 'pg';
  * else (`signing_keys`, `leases`, Kysely's bookkeeping) stays a plain table, as reference
  * tables would on Citus.
  */
-export const PARTITION_KEYS = { users: 'id', sessions: 'user_id', security_events: 'user_id', user_emails: 'email' } as const;
+export const PARTITION_KEYS = {
+  users: 'id', sessions: 'user_id', security_events: 'user_id', user_emails: 'email',
+  account_tokens: 'user_id', outbox: 'user_id', known_devices: 'user_id', totp_factors: 'user_id', recovery_codes: 'user_id', mfa_logins: 'user_id',
+  passkeys: 'user_id', used_challenges: 'user_id',
+} as const;
 export type PartitionedTable = keyof typeof PARTITION_KEYS;
 export const PARTITION_COUNT = 8;
 

@@ -107,11 +107,11 @@ describe.each(BACKENDS)('account endpoints on %s', (backend) => {
       expect(sessions).toEqual([
         {
           id: sessionIdOf(b.refreshToken), createdAt: bCreated, lastUsedAt: bCreated, expiresAt: expect.any(String),
-          ip: '127.0.0.1', userAgent: SAFARI_IOS, device: 'Safari on iOS', current: false,
+          ip: '127.0.0.1', userAgent: SAFARI_IOS, device: 'Safari on iOS', current: false, amr: ['pwd'], authTime: bCreated,
         },
         {
           id: sessionIdOf(a.refreshToken!), createdAt: aCreated, lastUsedAt: aCreated, expiresAt: expect.any(String),
-          ip: '127.0.0.1', userAgent: FIREFOX_WINDOWS, device: 'Firefox on Windows', current: true,
+          ip: '127.0.0.1', userAgent: FIREFOX_WINDOWS, device: 'Firefox on Windows', current: true, amr: ['pwd'], authTime: aCreated,
         },
       ]);
       const row = await sessionRow(sessionIdOf(a.refreshToken!));

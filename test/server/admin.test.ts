@@ -286,6 +286,7 @@ describe.each(BACKENDS)('the admin API on %s', (backend) => {
   });
 
   describe('DELETE /admin/users/:id', () => {
+    // Needs security_events and sessions without their foreign key to users (AccountStore.deleteUser keeps both after the user row goes).
     it('deletes the account as DELETE /auth/me does: sessions end, events stay without IP, the actor is recorded', async () => {
       const { email, body } = await register(t.app, { headers: { 'user-agent': 'Mozilla/5.0 (Windows NT 10.0) Firefox/120.0' } });
       const id = decodeJwt(body.accessToken).sub!;
@@ -318,7 +319,9 @@ describe.each(BACKENDS)('the admin API on %s', (backend) => {
       expect(list.statusCode).toBe(200);
       const sessions = list.json().sessions as { id: string; device: string }[];
       expect(sessions.map((s) => s.id).sort()).toEqual([decodeJwt(body.accessToken).sid, decodeJwt(second.accessToken).sid].sort());
-      expect(sessions.find((s) => s.id === decodeJwt(body.accessToken).sid)?.device).toBe('Firefox on Windows');
+      expect(sessions.find((s) => s.id === decodeJwt(body.accessToken).sid)).toMatchObject({
+        device: 'Firefox on Windows', ip: '127.0.0.1', amr: ['pwd'], authTime: expect.any(String), lastUsedAt: expect.any(String),
+      });
 
       const sid = decodeJwt(body.accessToken).sid as string;
       expect((await api('DELETE', `/admin/users/${id}/sessions/${sid.toUpperCase()}`)).statusCode).toBe(204);
@@ -347,12 +350,23 @@ describe.each(BACKENDS)('the admin API on %s', (backend) => {
     });
   });
 
-  describe('DELETE /admin/users/:id/factors', () => {
-    it('answers 204 and records the reset (no second factors exist yet); 404 for no such user', async () => {
+  describe('second factors', () => {
+    it('shows a user’s authenticator app and recovery codes, and removes them for a locked-out user; 404 for no such user', async () => {
       const { id } = await created();
+      const now = t.clock.now();
+      await t.db.store.db.insertInto('totp_factors').values({ user_id: id, secret_sealed: 'sealed', created_at: now, confirmed_at: now }).execute();
+      await t.db.store.db.insertInto('recovery_codes').values(['a', 'b', 'c'].map((code) => ({ user_id: id, code_hash: code, created_at: now }))).execute();
+      expect((await api('GET', `/admin/users/${id}`)).json().factors).toEqual([
+        { kind: 'totp', id: 'totp', name: null, createdAt: now.toISOString() },
+        { kind: 'recovery_codes', id: 'recovery_codes', name: '3 of 3 unused', createdAt: now.toISOString() },
+      ]);
+
       expect((await api('DELETE', `/admin/users/${id}/factors`)).statusCode).toBe(204);
-      expect((await eventsOf(id))[0]?.detail).toMatchObject({ action: 'factors.reset', target: id, removed: 0 });
       expect((await api('GET', `/admin/users/${id}`)).json().factors).toEqual([]);
+      expect((await eventsOf(id))[0]?.detail).toMatchObject({ action: 'factors.reset', target: id, removed: 2 });
+      // nothing left to remove: still answered, still recorded
+      expect((await api('DELETE', `/admin/users/${id}/factors`)).statusCode).toBe(204);
+      expect((await eventsOf(id))[0]?.detail).toMatchObject({ action: 'factors.reset', removed: 0 });
       expectProblem(await api('DELETE', `/admin/users/${NIL}/factors`), 404, 'not_found');
     });
   });
@@ -452,6 +466,7 @@ describe.each(BACKENDS)('the admin API on %s', (backend) => {
   });
 
   describe('signing keys', () => {
+    // Needs security_events without its foreign key to users: key events are recorded against NO_USER_ID.
     it('lists, rotates (201 {kid, alg, signsFrom}) and retires, refusing the signing key and, without force, a key whose tokens may live', async () => {
       const before = (await api('GET', '/admin/keys')).json().keys as { kid: string; status: string }[];
       const signing = before.find((k) => k.status === 'signing')!;

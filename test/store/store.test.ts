@@ -511,6 +511,7 @@ describe.each(BACKENDS)('Store on %s', (backend) => {
       expect(list.map((s) => s.id)).not.toContain(absoluteExpired.id);
       expect(list[2]).toEqual({
         id: second.id, createdAt: at(MIN), lastUsedAt: at(MIN), expiresAt: second.expiresAt, ip: OTHER_META.ip, userAgent: OTHER_META.userAgent,
+        amr: ['pwd'], authTime: at(MIN),
       });
       expect(list[0]!.lastUsedAt).toEqual(at(10 * MIN));
       expect(list[0]!.createdAt).toBeInstanceOf(Date);

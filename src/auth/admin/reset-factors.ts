@@ -11,7 +11,7 @@ export interface ResetFactorsDeps {
  * `DELETE /admin/users/:id/factors` and `tessera users reset-factors`: removes the user's
  * second factors and passkeys, for a user locked out of them, and records `admin_action`
  * (`factors.reset`). The user then signs in with the password alone. Returns how many were
- * removed (none until second factors are built: see AdminStore.removeSecondFactors); 404 for no such user.
+ * removed (the authenticator app and the set of recovery codes count one each); 404 for no such user.
  */
 export async function resetFactors(deps: ResetFactorsDeps, actor: AdminActor, id: string): Promise<number> {
   const userId = targetUserId(id);

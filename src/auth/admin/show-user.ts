@@ -8,7 +8,7 @@ export interface ShowUserDeps {
 
 /** A user as operators see it: every field, how many sessions are active, and its second factors. */
 export interface AdminUserView extends AdminUserRecord {
-  /** Second factors and passkeys; always empty until they are built (SPEC §8). */
+  /** The confirmed authenticator app, the set of recovery codes and each passkey (SPEC §8). */
   factors: SecondFactorSummary[];
 }
 

@@ -105,6 +105,7 @@ async function getSessions(request: Request) {
   return {
     sessions: sessions.map((s) => ({
       ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(),
+      authTime: s.authTime.toISOString(),
     })),
   };
 }

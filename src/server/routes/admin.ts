@@ -155,6 +155,7 @@ async function getUserSessions(request: Request<{ Params: UserParams }>) {
   return {
     sessions: sessions.map((s) => ({
       ...s, createdAt: s.createdAt.toISOString(), lastUsedAt: s.lastUsedAt.toISOString(), expiresAt: s.expiresAt.toISOString(),
+      authTime: s.authTime.toISOString(),
     })),
   };
 }

@@ -13,6 +13,10 @@ import { sql, type Kysely } from 'kysely';
  * - `known_devices`: browsers and apps an account has signed in from (a MAC of the device
  *   cookie, or of the app's name and IP range), for "sign-in from a new device" mails.
  * - `security_events.detail`: what an admin action was and who did it.
+ * - Sessions and events no longer cascade from their user: a deleted account's sessions stay,
+ *   revoked and stripped of IP and user agent, until the purge (the revocation feed must still
+ *   list them), and its events stay without personal data; events about no user (an operator
+ *   rotating keys) name the nil UUID.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -60,9 +64,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
 
   await db.schema.alterTable('security_events').addColumn('detail', 'jsonb').execute();
+  await db.schema.alterTable('security_events').dropConstraint('security_events_user_id_fkey').execute();
+  await db.schema.alterTable('sessions').dropConstraint('sessions_user_id_fkey').execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  for (const table of ['sessions', 'security_events']) {
+    await db.schema
+      .alterTable(table)
+      .addForeignKeyConstraint(`${table}_user_id_fkey`, ['user_id'], 'users', ['id'], (c) => c.onDelete('cascade'))
+      .execute();
+  }
   await db.schema.alterTable('security_events').dropColumn('detail').execute();
   await db.schema.dropTable('known_devices').execute();
   await db.schema.dropTable('outbox').execute();
