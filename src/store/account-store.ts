@@ -143,7 +143,7 @@ export class AccountStore {
         if (!user) throw new Abort();
         await trx.insertInto('user_emails').values({ email: newEmail, user_id: userId }).execute();
         // Recorded before the address moves: the notice goes to the old address.
-        await this.events.record(trx, userId, null, 'email_changed', meta, now);
+        await this.events.record(trx, userId, null, 'email_changed', meta, now, undefined, { newEmail });
         await trx.deleteFrom('user_emails').where('email', '=', user.email).where('user_id', '=', userId).execute();
         await trx.updateTable('users').set({ email: newEmail, email_verified_at: now }).where('id', '=', userId).execute();
         await trx.deleteFrom('account_tokens').where('user_id', '=', userId).execute();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../core/config.js';
-import { noticeFor, type MailTemplate, type NoticeName, type OutboxMessage } from '../core/outbox-message.js';
+import { noticeFor, type MailMessage, type NoticeName, type OutboxMessage } from '../core/outbox-message.js';
 import type { RequestMeta, SecurityEventType } from '../core/vocabulary.js';
 import type { Executor } from './transaction.js';
 
@@ -44,13 +44,15 @@ export class EventLog {
   async record(
     db: Executor, userId: string, sessionId: string | null, type: SecurityEventType, meta: RequestMeta, now: Date,
     detail?: Record<string, unknown>,
+    /** What the notice mail says beyond the event (an email change's new address); never stored with the event. */
+    notice?: Pick<MailMessage, 'newEmail'>,
   ): Promise<void> {
     const row = {
       user_id: userId, session_id: sessionId, type, ip: meta.ip, user_agent: meta.userAgent, created_at: now,
       ...(detail ? { detail: JSON.stringify(detail) } : {}),
     };
-    const notice = noticeFor(type, this.#notify);
-    if (!this.policy.webhooks && !notice) {
+    const template = noticeFor(type, this.#notify);
+    if (!this.policy.webhooks && !template) {
       await db.insertInto('security_events').values(row).execute();
       return;
     }
@@ -64,12 +66,15 @@ export class EventLog {
         },
       }, now);
     }
-    if (notice) await this.#mailNotice(db, userId, notice, { type, at: now.toISOString(), ip: meta.ip, userAgent: meta.userAgent }, now);
+    if (template) {
+      const event = { type, at: now.toISOString(), ip: meta.ip, userAgent: meta.userAgent };
+      await this.#mailNotice(db, userId, { template, event, ...notice }, now);
+    }
   }
 
-  async #mailNotice(db: Executor, userId: string, template: MailTemplate, event: { type: SecurityEventType; at: string; ip: string | null; userAgent: string | null }, now: Date) {
+  async #mailNotice(db: Executor, userId: string, mail: Pick<MailMessage, 'template' | 'event' | 'newEmail'>, now: Date) {
     const user = await db.selectFrom('users').select(['email', 'name']).where('id', '=', userId).executeTakeFirst();
-    if (user) await enqueue(db, userId, { kind: 'mail', template, to: user.email, name: user.name, event }, now);
+    if (user) await enqueue(db, userId, { kind: 'mail', ...mail, to: user.email, name: user.name }, now);
   }
 }
 

@@ -18,10 +18,11 @@ export interface LiveServer {
 /**
  * The real app on a real clock, listening on 127.0.0.1, for tests whose other side checks
  * `iat`/`exp` against the wall clock or speaks real HTTP (browsers, resource servers,
- * third-party JWT libraries). `env` configures it like an operator would.
+ * third-party JWT libraries). `env` configures it like an operator would; as a function of the
+ * port, it can name the port (a PUBLIC_URL on `localhost`, which passkeys need).
  */
 export async function startLiveServer(
-  backend: Backend, env: Record<string, string> = {}, rateLimits: Partial<Config['rateLimits']> = {},
+  backend: Backend, env: Record<string, string> | ((port: number) => Record<string, string>) = {}, rateLimits: Partial<Config['rateLimits']> = {},
 ): Promise<LiveServer> {
   const db = await openTestStore(backend);
   for (let attempt = 1; ; attempt++) {
@@ -29,7 +30,8 @@ export async function startLiveServer(
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const result = loadConfig({
-      TESSERA_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', PASSWORD_HASH_QUEUE: '1000', PORT: String(port), PUBLIC_URL: url, ...env,
+      TESSERA_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', PASSWORD_HASH_QUEUE: '1000', PORT: String(port), PUBLIC_URL: url,
+      ...(typeof env === 'function' ? env(port) : env),
     });
     if (!result.ok) throw new Error(result.errors.join('\n'));
     const config: Config = { ...result.config, rateLimits: { ...result.config.rateLimits, ...rateLimits } };
