@@ -79,11 +79,13 @@ const RULES: Rule[] = [
     allowedPackages: ['@simplewebauthn/browser'],
   },
   {
-    // The demo page is built from the public client alone.
+    // The demo page is built from the public client alone, and draws the authenticator app's QR
+    // code itself (SPEC §8: the QR code lives in the demo, not the client).
     layer: 'demo',
     allowedLayers: ['demo', 'client'],
     forbiddenLayers: [],
     forbiddenPackages: ['*'],
+    allowedPackages: ['qrcode'],
   },
   {
     // Resource-server helpers run inside other people's APIs: jose, node: and the one framework

@@ -487,7 +487,8 @@ function webauthnSettings(
   for (const raw of rawOrigins === undefined ? [publicOrigin] : rawOrigins.split(',').map((o) => o.trim()).filter(Boolean)) {
     const origin = URL.canParse(raw) ? new URL(raw) : undefined;
     if (!origin || (origin.protocol !== 'https:' && origin.protocol !== 'http:') || origin.origin !== raw.replace(/\/+$/, '')) {
-      errors.push(`WEBAUTHN_ORIGINS: ${JSON.stringify(raw)} is not an origin such as https://example.com (scheme, host and port only)`);
+      // A bad PUBLIC_URL has its own error already; only a bad WEBAUTHN_ORIGINS gets this one.
+      if (rawOrigins !== undefined) errors.push(`WEBAUTHN_ORIGINS: ${JSON.stringify(raw)} is not an origin such as https://example.com (scheme, host and port only)`);
       continue;
     }
     origins.push(origin.origin);
@@ -501,7 +502,7 @@ function webauthnSettings(
     return off(`the relying party ID would be the IP address ${rpId} (PUBLIC_URL's host), which browsers refuse; serve Tessera under a domain name (localhost works for development) or set WEBAUTHN_RP_ID`);
   }
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId)) {
-    errors.push(`WEBAUTHN_RP_ID=${JSON.stringify(rpId)} is not a domain name`);
+    if (configured !== undefined) errors.push(`WEBAUTHN_RP_ID=${JSON.stringify(rpId)} is not a domain name`);
     return off('no valid relying party ID');
   }
   for (const origin of origins) {

@@ -193,9 +193,9 @@ export class AccountStore {
 
   /**
    * Deletes an account: its sessions end (revoked, so the revocation feed carries them, and
-   * stripped of their IP and user agent; the purge removes them later), its user row, email
-   * and devices go, pending mails to it are dropped, and its events stay without the IP and
-   * user agent. `account_deleted` is recorded, naming `detail`'s actor when an admin did it.
+   * stripped of their IP and user agent; the purge removes them later), its user row, email,
+   * devices and second factors go, pending mails to it are dropped, and its events stay without
+   * the IP and user agent. `account_deleted` is recorded, naming `detail`'s actor when an admin did it.
    * False if there is no such user.
    */
   async deleteUser(userId: string, now: Date, detail?: Record<string, unknown>): Promise<boolean> {
@@ -208,6 +208,8 @@ export class AccountStore {
       await trx.updateTable('security_events').set({ ip: null, user_agent: null }).where('user_id', '=', userId).execute();
       await trx.deleteFrom('account_tokens').where('user_id', '=', userId).execute();
       await trx.deleteFrom('known_devices').where('user_id', '=', userId).execute();
+      // its authenticator app's sealed secret, recovery codes' HMACs, pending sign-ins (and passkeys)
+      await deleteSecondFactors(trx, userId);
       await trx.deleteFrom('outbox').where('user_id', '=', userId).where('kind', '=', 'mail').execute();
       await this.events.record(trx, userId, null, 'account_deleted', { ip: null, userAgent: null }, now, detail);
       return true;

@@ -559,6 +559,14 @@ describe.each(BACKENDS)('second factors on %s', (backend) => {
     expectProblem(await login(t.app, user.email, { password: NEW_PASSWORD }), 403, 'mfa_required');
   });
 
+  it('deleting the account deletes its sealed secret and recovery codes', async () => {
+    const user = await enrolled();
+    const res = await t.app.inject({ method: 'DELETE', url: '/auth/me', headers: bearer(user.tokens.accessToken), payload: { currentPassword: PASSWORD } });
+    expect(res.statusCode, res.body).toBe(204);
+    expect(await totpRow(user.userId)).toBeUndefined();
+    expect(await recoveryRows(user.userId)).toEqual([]);
+  });
+
   it('operators see the factors and reset them for a locked-out user', async () => {
     const user = await enrolled();
     const admin = (method: 'GET' | 'DELETE', url: string) => t.app.inject({ method, url, headers: { authorization: `Bearer ${ADMIN_KEY}` } });
