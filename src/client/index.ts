@@ -1,8 +1,8 @@
 export {
-  takeLinkToken, TesseraClient, type AccountExport, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason,
+  describeAmr, takeLinkToken, TesseraClient, type AccountExport, type TokenResponse, type TotpSetup, type AuthState, type SecurityEvent, type SessionInfo, type SignOutReason,
   type TesseraClientOptions, type User, type VerifyEmailResult,
 } from './tessera-client.js';
-export { TesseraClientError, type ClientErrorCode } from './errors.js';
+export { MfaRequiredError, TesseraClientError, type ClientErrorCode, type MfaMethod } from './errors.js';
 export { withAxios, type AxiosLike } from './axios.js';
 export { listPasskeys, registerPasskey, removePasskey, signInWithPasskey, type PasskeyInfo, type PasskeyOptions } from './passkeys.js';
 export { deviceName } from '../core/device-name.js';

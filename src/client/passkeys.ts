@@ -1,7 +1,7 @@
 import { startAuthentication, startRegistration } from '@simplewebauthn/browser';
 import { CSRF_HEADER } from '../core/vocabulary.js';
 import { TesseraClientError } from './errors.js';
-import type { TesseraClient, User } from './tessera-client.js';
+import type { TesseraClient, TokenResponse, User } from './tessera-client.js';
 
 /** A passkey as `GET /auth/passkeys` lists it. */
 export interface PasskeyInfo {
@@ -35,9 +35,10 @@ export async function registerPasskey(client: TesseraClient, name?: string, opti
 
 /**
  * Signs in with a passkey: no email, the browser offers the user's passkeys for this site. With
- * `mfaToken` (from a password sign-in answered `mfa_required` whose methods include `passkey`) it
- * finishes that sign-in instead. The session uses the cookie transport, and the client takes it
- * up with one refresh. Resolves to the signed-in user.
+ * `mfaToken` (from a password sign-in answered `mfa_required` whose methods include `passkey`:
+ * `MfaRequiredError.mfaToken`) it finishes that sign-in instead. The client's own transport is
+ * used and the token response taken up with `client.adoptTokenResponse`, so no extra refresh.
+ * Resolves to the signed-in user.
  *
  * @example
  * const user = await signInWithPasskey(auth);
@@ -46,12 +47,14 @@ export async function signInWithPasskey(client: TesseraClient, options: PasskeyO
   const path = routes(options);
   const optionsJSON = await json(await client.fetch(path('/login/options'), post({})));
   const response = await startAuthentication({ optionsJSON });
-  const body = { response, transport: 'cookie', ...(options.mfaToken === undefined ? {} : { mfaToken: options.mfaToken }) };
-  const verified = await client.fetch(path('/login/verify'), { ...post(body), credentials: 'include', headers: { 'content-type': 'application/json', [CSRF_HEADER]: '1' } });
-  const tokens = await json<{ user: User }>(verified);
-  // The refresh cookie is set: one refresh hands the session to the client (its tokens, timers, other tabs).
-  if (!(await client.refresh())) throw new TesseraClientError('invalid_refresh_token', 401, 'The passkey sign-in succeeded, but the client could not take up its session');
-  return client.state.user ?? tokens.user;
+  const cookie = client.transport === 'cookie';
+  const body = { response, transport: client.transport, ...(options.mfaToken === undefined ? {} : { mfaToken: options.mfaToken }) };
+  const verified = await client.fetch(path('/login/verify'), {
+    ...post(body),
+    credentials: cookie ? 'include' : 'omit',
+    headers: { 'content-type': 'application/json', ...(cookie ? { [CSRF_HEADER]: '1' } : {}) },
+  });
+  return client.adoptTokenResponse(await json<TokenResponse>(verified));
 }
 
 /** The signed-in user's passkeys. */

@@ -1,5 +1,5 @@
 import { CSRF_HEADER, SESSION_HINT_COOKIE, type SecurityEventType } from '../core/vocabulary.js';
-import { TesseraClientError } from './errors.js';
+import { MfaRequiredError, TesseraClientError } from './errors.js';
 
 export interface User {
   id: string;
@@ -21,6 +21,28 @@ export interface SessionInfo {
   userAgent: string | null;
   device: string;
   current: boolean;
+  /** How the session was signed in (RFC 8176): `pwd`; `pwd`, `otp`, `mfa` with an app code; `hwk`, `user` with a passkey. See `describeAmr`. */
+  amr?: string[];
+  /** When the user last authenticated in this session: sign-in or re-authentication. */
+  authTime?: string;
+}
+
+/** A second factor that can finish a sign-in answered `mfa_required`. */
+export type { MfaMethod } from './errors.js';
+
+/** What `setupTotp()` returns: the new secret (to type in) and its `otpauth://` URI (for a QR code). */
+export interface TotpSetup {
+  secret: string;
+  otpauthUri: string;
+}
+
+/** A token response as Tessera's sign-in routes answer it (`POST /auth/login`, `/auth/mfa/verify`, `/auth/passkeys/login/verify`, …). */
+export interface TokenResponse {
+  accessToken: string;
+  expiresIn: number;
+  tokenType?: string;
+  refreshToken?: string;
+  user?: User;
 }
 
 export interface SecurityEvent {
@@ -84,13 +106,6 @@ type Message =
   | { type: 'user'; user: User }
   | { type: 'signed_out'; reason: SignOutReason };
 
-interface TokenResponse {
-  accessToken: string;
-  expiresIn: number;
-  refreshToken?: string;
-  user?: User;
-}
-
 /** Attempts of one refresh, so a flaky network or a lost response does not sign anyone out. */
 const REFRESH_ATTEMPTS = 3;
 const RETRY_DELAYS_MS = [300, 1000];
@@ -137,6 +152,8 @@ export class TesseraClient {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #refreshDue = false;
   #onVisible = () => this.#whenVisible();
+  /** The pending sign-in of the last `login()` answered `mfa_required`, for `verifyMfa`. */
+  #mfaToken: string | null = null;
 
   constructor(options: TesseraClientOptions = {}) {
     const inBrowser = typeof window !== 'undefined' && typeof document !== 'undefined';
@@ -186,8 +203,93 @@ export class TesseraClient {
     return this.#signIn(this.#auth('/register'), input);
   }
 
+  /**
+   * Signs in with a password. When the account has a second factor, rejects with an
+   * `MfaRequiredError` (`code` `mfa_required`, `mfaRequired: true`, `methods`): ask for a code and
+   * call `verifyMfa`, or `signInWithPasskey(client, { mfaToken: error.mfaToken })`.
+   *
+   * @example
+   * try { await auth.login({ email, password }); }
+   * catch (e) { if (e instanceof MfaRequiredError) showCodeForm(e.methods); else throw e; }
+   */
   async login(input: { email: string; password: string }): Promise<User> {
     return this.#signIn(this.#auth('/login'), input);
+  }
+
+  /**
+   * Finishes the sign-in that `login()` answered `mfa_required`, with a code from the
+   * authenticator app or one of the recovery codes. A wrong code is `invalid_code` (try again:
+   * five wrong codes spend the sign-in); a spent or expired sign-in is `invalid_token` (sign in
+   * with the password again). Pass `mfaToken` to finish one started elsewhere.
+   */
+  async verifyMfa(proof: { code: string; mfaToken?: string } | { recoveryCode: string; mfaToken?: string }): Promise<User> {
+    const { mfaToken = this.#mfaToken, ...codes } = proof;
+    if (!mfaToken) throw new TesseraClientError('invalid_token', 400, 'No sign-in is waiting for a second factor: sign in with the password first');
+    const user = await this.#signIn(this.#auth('/mfa/verify'), { mfaToken, ...codes });
+    this.#mfaToken = null;
+    return user;
+  }
+
+  /** True while a `login()` answered `mfa_required` waits for `verifyMfa`. */
+  get mfaPending(): boolean {
+    return this.#mfaToken !== null;
+  }
+
+  /**
+   * Starts setting up an authenticator app: a new secret and its `otpauth://` URI (show it as a
+   * QR code, and the secret as text for typing). Not a factor until `confirmTotp`. Needs recent
+   * authentication (`reauthentication_required`: call `reauthenticate`, then retry);
+   * `totp_already_enabled` if one is set up.
+   */
+  async setupTotp(): Promise<TotpSetup> {
+    return this.#send<TotpSetup>('POST', '/mfa/totp/setup', {});
+  }
+
+  /** Confirms the app with a code from it: it becomes a second factor. Resolves to ten recovery codes, shown this once. */
+  async confirmTotp(code: string): Promise<string[]> {
+    return (await this.#send<{ recoveryCodes: string[] }>('POST', '/mfa/totp/confirm', { code })).recoveryCodes;
+  }
+
+  /** Removes the authenticator app and the recovery codes (recent authentication with a second factor). */
+  async disableTotp(): Promise<void> {
+    await this.#json(this.#auth('/mfa/totp'), { method: 'DELETE' });
+  }
+
+  /** Replaces the recovery codes with ten new ones, shown this once; the earlier ones stop working. */
+  async regenerateRecoveryCodes(): Promise<string[]> {
+    return (await this.#send<{ recoveryCodes: string[] }>('POST', '/mfa/recovery-codes', {})).recoveryCodes;
+  }
+
+  /**
+   * Proves it is the user again, for actions that answer `reauthentication_required`: with the
+   * password, an app code or a recovery code. The session's access token is replaced by one with
+   * a fresh `auth_time` (a password alone leaves no second factor in it); the refresh token stays.
+   * A wrong password is `invalid_credentials`, a wrong code `invalid_code`.
+   */
+  async reauthenticate(proof: { password: string } | { code: string } | { recoveryCode: string }): Promise<User> {
+    const tokens = await this.#send<TokenResponse>('POST', '/reauthenticate', proof);
+    return this.adoptTokenResponse(tokens);
+  }
+
+  /** This client's transport: send it as `transport` to any other sign-in route whose answer you pass to `adoptTokenResponse`. */
+  get transport(): 'cookie' | 'body' {
+    return this.#transport;
+  }
+
+  /**
+   * Takes up a token response from a sign-in route this client did not call itself (a passkey
+   * sign-in, a custom flow): the access token, the refresh token in body transport (the cookie
+   * in cookie transport is already set), the refresh timer, and the other tabs. Resolves the user.
+   */
+  adoptTokenResponse(tokens: TokenResponse): User {
+    if (typeof tokens?.accessToken !== 'string' || typeof tokens.expiresIn !== 'number') {
+      throw new TesseraClientError('invalid_request', 0, 'Not a token response');
+    }
+    this.#mfaToken = null;
+    this.#accept(tokens);
+    const user = this.#state.user;
+    if (!user) throw new TesseraClientError('invalid_request', 0, 'The token response has no user');
+    return user;
   }
 
   /** Signs out this session (`local`, default), every other one (`others`), or all (`global`). */
@@ -449,7 +551,11 @@ export class TesseraClient {
 
   async #signIn(path: string, input: Record<string, unknown>): Promise<User> {
     const response = await this.#call(path, { method: 'POST', body: { ...input, transport: this.#transport } });
-    if (!response.ok) throw await TesseraClientError.from(response);
+    if (!response.ok) {
+      const error = await TesseraClientError.from(response);
+      if (error instanceof MfaRequiredError) this.#mfaToken = error.mfaToken;
+      throw error;
+    }
     const tokens = (await response.json()) as TokenResponse;
     this.#accept(tokens);
     return tokens.user!;
@@ -594,6 +700,21 @@ export class TesseraClient {
   #resolve(input: RequestInfo | URL): RequestInfo | URL {
     return typeof input === 'string' && input.startsWith('/') ? `${this.#baseUrl}${input}` : input;
   }
+}
+
+/**
+ * Words for a session's `amr`: "passkey", "password + app code", "password + passkey",
+ * "password + recovery code", "password".
+ */
+export function describeAmr(amr: readonly string[] | undefined): string {
+  if (!amr || amr.length === 0) return 'unknown';
+  const has = (m: string) => amr.includes(m);
+  const password = has('pwd');
+  const factor = has('hwk') ? 'passkey' : has('otp') ? 'app code' : has('mfa') ? 'second factor' : null;
+  if (password && factor) return `password + ${factor}`;
+  if (factor) return factor;
+  if (password) return 'password';
+  return amr.join(' + ');
 }
 
 function withBearer(request: Request, token: string | null): Request {

@@ -1,5 +1,7 @@
 // The demo account page, built only from the public client: what a new user sees first.
+import QRCode from 'qrcode';
 import {
+  describeAmr, listPasskeys, MfaRequiredError, registerPasskey, removePasskey, signInWithPasskey,
   deviceName, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, takeLinkToken, TesseraClient, TesseraClientError, type AuthState,
   type SecurityEventType, type SessionInfo, type User,
 } from '../client/index.js';
@@ -134,6 +136,7 @@ function clearCredentials() {
   }
   for (const el of document.querySelectorAll<HTMLElement>('[data-status]')) el.textContent = '';
   $('sign-in-unverified').hidden = true;
+  hideMfaStep();
 }
 
 /** Nothing of the last account stays in the page after sign-out, not even hidden. */
@@ -144,6 +147,12 @@ function clearAccount() {
   $('verify-banner').hidden = true;
   $('sessions').replaceChildren();
   $('events').replaceChildren();
+  $('passkeys').replaceChildren();
+  $('recovery-codes').replaceChildren();
+  $('totp-secret').textContent = '';
+  $<HTMLImageElement>('totp-qr').removeAttribute('src');
+  totpOn = false;
+  showTotp('off');
 }
 
 /** The user's details, wherever the page shows them; called again whenever they change. */
@@ -164,7 +173,7 @@ function renderUser(user: User) {
 async function renderAccount(user: User) {
   renderUser(user);
   show('signed-in');
-  await Promise.all([renderSessions(), renderEvents()]);
+  await Promise.all([renderSessions(), renderEvents(), renderPasskeys()]);
 }
 
 async function renderSessions() {
@@ -197,7 +206,7 @@ async function renderSessions() {
         action.append(button);
       }
       row.append(
-        cell(s.device, 'Device'), cell(s.ip ?? '—', 'IP address'), cell(when(s.lastUsedAt), 'Last used'), cell(when(s.createdAt), 'Signed in'), action,
+        cell(s.device, 'Device'), cell(s.ip ?? '—', 'IP address'), cell(when(s.lastUsedAt), 'Last used'), cell(when(s.createdAt), 'Signed in'), cell(describeAmr(s.amr), 'Signed in with'), action,
       );
       return row;
     }),
@@ -214,6 +223,7 @@ function revokeQuestion(s: SessionInfo): string {
 
 async function renderEvents() {
   const events = await auth.events();
+  noteTotpFromEvents(events);
   // A sign-in from a new device is recorded twice (the sign-in, and `new_device`, which mails the
   // user); the list shows it once, as the sign-in with its device, like any other.
   const signIns = new Set(events.filter((e) => e.type === 'login_succeeded' && e.sessionId).map((e) => e.sessionId));
@@ -266,6 +276,9 @@ function friendly(error: TesseraClientError): string {
     case 'network_error': return 'The server could not be reached. Check your connection.';
     case 'invalid_request': return 'Please check the email address and try again.';
     case 'email_not_verified': return 'Please confirm your email address first: open the link we sent to it.';
+    case 'invalid_code': return 'That code is not right. Check it (codes change every 30 seconds) and try again.';
+    case 'reauthentication_required': return 'This change needs a recent sign-in with your second factor: use a code from your authenticator app.';
+    case 'totp_already_enabled': return 'Two-step sign-in is already on.';
     case 'invalid_token': return 'This link does not work any more: it was used already, has expired, or a newer one was sent.';
     default: return error.message;
   }
@@ -316,6 +329,10 @@ form('sign-in-form', async ({ email, password }) => {
   try {
     await auth.login({ email: email!, password: password! });
   } catch (error) {
+    if (error instanceof MfaRequiredError) {
+      askForSecondFactor(error);
+      return;
+    }
     // REQUIRE_VERIFIED_EMAIL: the password was right, the address not confirmed yet; offer a new link.
     if (error instanceof TesseraClientError && error.code === 'email_not_verified') {
       status($('sign-in-unverified'), '');
@@ -495,6 +512,329 @@ $<HTMLButtonElement>('sign-out-others').onclick = (event) => {
     await Promise.all([renderSessions(), renderEvents()]);
   });
 };
+
+// Second factors: the code step of a sign-in, passkeys, the authenticator app, and "confirm it's you".
+// `data-passkeys="off"` on <body> (a server without a relying party, on an IP address) hides them too.
+const HAS_WEBAUTHN = typeof window.PublicKeyCredential === 'function' && document.body.dataset.passkeys !== 'off';
+$('passkey-sign-in-row').hidden = !HAS_WEBAUTHN;
+
+/** The sign-in answered `mfa_required`, while its code step shows. */
+let pendingMfa: MfaRequiredError | null = null;
+let mfaMode: 'code' | 'recovery' = 'code';
+const mfaInput = () => $('mfa-form').querySelector<HTMLInputElement>('input[name=code]')!;
+
+function setMfaMode(mode: 'code' | 'recovery') {
+  mfaMode = mode;
+  const input = mfaInput();
+  $('mfa-label').textContent = mode === 'code' ? 'Code from your authenticator app' : 'Recovery code';
+  $('mfa-hint').textContent = mode === 'code'
+    ? 'Your password was right. Enter the 6-digit code from your authenticator app.'
+    : 'Enter one of the recovery codes you saved. Each one works once.';
+  input.inputMode = mode === 'code' ? 'numeric' : 'text';
+  input.autocomplete = mode === 'code' ? 'one-time-code' : 'off';
+  input.value = '';
+  $('mfa-switch').textContent = mode === 'code' ? 'Use a recovery code instead' : 'Use a code from the app instead';
+}
+
+function askForSecondFactor(error: MfaRequiredError) {
+  pendingMfa = error;
+  notice(undefined);
+  const { methods } = error;
+  const codes = methods.includes('totp') || methods.includes('recovery_code');
+  $('sign-in-form').querySelector<HTMLInputElement>('input[name=password]')!.value = '';
+  $('sign-in-form').hidden = true;
+  $('passkey-sign-in-row').hidden = true;
+  $('mfa-form').hidden = false;
+  setMfaMode(methods.includes('totp') || !methods.includes('recovery_code') ? 'code' : 'recovery');
+  mfaInput().closest('label')!.hidden = !codes;
+  mfaInput().required = codes;
+  $('mfa-form').querySelector<HTMLElement>('button[type=submit]')!.hidden = !codes;
+  $('mfa-switch').hidden = !(methods.includes('totp') && methods.includes('recovery_code'));
+  $('mfa-passkey').hidden = !(HAS_WEBAUTHN && methods.includes('passkey'));
+  if (codes) mfaInput().focus();
+  else $('mfa-title').focus();
+}
+
+function hideMfaStep() {
+  pendingMfa = null;
+  $('mfa-form').hidden = true;
+  $('sign-in-form').hidden = false;
+  $('passkey-sign-in-row').hidden = !HAS_WEBAUTHN;
+}
+
+function backToPassword(message: string) {
+  hideMfaStep();
+  const error = $('sign-in-form').querySelector<HTMLElement>('[data-error]')!;
+  error.textContent = message;
+  error.hidden = false;
+  $('sign-in-form').querySelector<HTMLInputElement>('input[name=password]')!.focus();
+}
+
+form('mfa-form', async ({ code }) => {
+  try {
+    await auth.verifyMfa(mfaMode === 'code' ? { code: code! } : { recoveryCode: code! });
+  } catch (error) {
+    if (error instanceof TesseraClientError && error.code === 'invalid_token') {
+      backToPassword('This sign-in took too long or had too many wrong codes. Please enter your password again.');
+      return;
+    }
+    mfaInput().select();
+    throw error;
+  }
+});
+$<HTMLButtonElement>('mfa-switch').onclick = () => {
+  setMfaMode(mfaMode === 'code' ? 'recovery' : 'code');
+  mfaInput().focus();
+};
+$<HTMLButtonElement>('mfa-cancel').onclick = () => {
+  hideMfaStep();
+  $('sign-in-form').querySelector<HTMLInputElement>('input[name=email]')!.focus();
+};
+
+/** A passkey prompt the reader closed, or one that timed out, in words. */
+async function withPasskeyPrompt<T>(action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof TesseraClientError) throw error;
+    const name = (error as { name?: string; cause?: { name?: string } }).cause?.name ?? (error as { name?: string }).name;
+    if (name === 'NotAllowedError' || name === 'AbortError') throw new DemoError('The passkey prompt was closed or timed out. Nothing changed.');
+    if (name === 'InvalidStateError') throw new DemoError('This device already has a passkey for your account.');
+    throw new DemoError('Your browser could not use a passkey here.');
+  }
+}
+
+$<HTMLButtonElement>('mfa-passkey').onclick = (event) => {
+  const mfaToken = pendingMfa?.mfaToken;
+  return busy(event.currentTarget as HTMLButtonElement, async () => {
+    try {
+      await withPasskeyPrompt(() => signInWithPasskey(auth, mfaToken ? { mfaToken } : {}));
+    } catch (error) {
+      if (error instanceof TesseraClientError && error.code === 'invalid_token') {
+        backToPassword('This sign-in took too long. Please enter your password again.');
+        return;
+      }
+      throw error;
+    }
+  }, $('mfa-form').querySelector<HTMLElement>('[data-error]')!);
+};
+$<HTMLButtonElement>('passkey-sign-in').onclick = (event) =>
+  busy(event.currentTarget as HTMLButtonElement, async () => {
+    await withPasskeyPrompt(() => signInWithPasskey(auth));
+  }, $('passkey-sign-in-error'));
+
+// "Confirm it's you": an action answered reauthentication_required asks, then runs once more.
+let totpOn = false;
+let reauthMode: 'password' | 'code' = 'password';
+let reauthDone: ((ok: boolean) => void) | null = null;
+const reauthDialog = $<HTMLDialogElement>('reauth');
+const reauthInput = () => $('reauth-form').querySelector<HTMLInputElement>('input[name=secret]')!;
+
+function setReauthMode(mode: 'password' | 'code') {
+  reauthMode = mode;
+  const input = reauthInput();
+  input.value = '';
+  input.type = mode === 'password' ? 'password' : 'text';
+  input.autocomplete = mode === 'password' ? 'current-password' : 'one-time-code';
+  $('reauth-label').textContent = mode === 'password' ? 'Password' : 'Code from your authenticator app, or a recovery code';
+  $('reauth-hint').textContent = mode === 'password'
+    ? 'This change needs a recent sign-in. Enter your password.'
+    : 'This change needs a recent sign-in with your second factor. Enter a code from your authenticator app.';
+  $('reauth-switch').textContent = mode === 'password' ? 'Use an app code instead' : 'Use my password instead';
+}
+
+function askToReauthenticate(): Promise<boolean> {
+  const form = $<HTMLFormElement>('reauth-form');
+  form.reset();
+  form.querySelector<HTMLElement>('[data-error]')!.hidden = true;
+  setReauthMode(totpOn ? 'code' : 'password');
+  $('reauth-switch').hidden = !totpOn;
+  reauthDialog.showModal();
+  reauthInput().focus();
+  return new Promise((resolve) => {
+    reauthDone = resolve;
+  });
+}
+
+function closeReauth(ok: boolean) {
+  const done = reauthDone;
+  reauthDone = null;
+  if (reauthDialog.open) reauthDialog.close();
+  reauthInput().value = '';
+  done?.(ok);
+}
+reauthDialog.addEventListener('close', () => closeReauth(false));
+$<HTMLButtonElement>('reauth-cancel').onclick = () => closeReauth(false);
+$<HTMLButtonElement>('reauth-switch').onclick = () => {
+  setReauthMode(reauthMode === 'password' ? 'code' : 'password');
+  reauthInput().focus();
+};
+form('reauth-form', async ({ secret }) => {
+  const typed = secret!.trim();
+  await auth.reauthenticate(reauthMode === 'password' ? { password: secret! } : /^[\d\s]+$/.test(typed) ? { code: typed } : { recoveryCode: typed });
+  closeReauth(true);
+});
+
+async function withReauth<T>(action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if (!(error instanceof TesseraClientError && error.code === 'reauthentication_required')) throw error;
+    if (!(await askToReauthenticate())) throw new DemoError('Nothing changed: confirming it was you was cancelled.');
+    return action();
+  }
+}
+
+// The authenticator app: off, being set up, recovery codes shown once, on.
+type TotpView = 'off' | 'setup' | 'codes' | 'on';
+function showTotp(next: TotpView) {
+  for (const name of ['off', 'setup', 'codes', 'on'] as const) $(`totp-${name}`).hidden = name !== next;
+}
+
+/** Whether the app is on: the newest of its events says (the account's details do not carry it). */
+function noteTotpFromEvents(events: { type: string }[]) {
+  const last = events.find((e) => e.type === 'mfa_enabled' || e.type === 'mfa_disabled');
+  totpOn = last?.type === 'mfa_enabled';
+  // Never interrupt a setup or the recovery codes on screen.
+  if ($('totp-setup').hidden && $('totp-codes').hidden) showTotp(totpOn ? 'on' : 'off');
+}
+
+let shownCodes: string[] = [];
+function showRecoveryCodes(codes: string[]) {
+  shownCodes = codes;
+  $('recovery-codes').replaceChildren(...codes.map((c) => {
+    const li = document.createElement('li');
+    li.textContent = c;
+    return li;
+  }));
+  status($('totp-codes'), '');
+  showTotp('codes');
+  $('totp-codes-title').focus();
+}
+
+$<HTMLButtonElement>('totp-start').onclick = (event) => busy(event.currentTarget as HTMLButtonElement, async () => {
+  let setup;
+  try {
+    setup = await withReauth(() => auth.setupTotp());
+  } catch (error) {
+    if (error instanceof TesseraClientError && error.code === 'totp_already_enabled') {
+      totpOn = true;
+      showTotp('on');
+      return;
+    }
+    throw error;
+  }
+  $('totp-secret').textContent = setup.secret;
+  $<HTMLImageElement>('totp-qr').src = await QRCode.toDataURL(setup.otpauthUri, { margin: 1, width: 200, errorCorrectionLevel: 'M' });
+  showTotp('setup');
+  $('totp-setup-title').focus();
+}, $('totp-start-error'));
+$<HTMLButtonElement>('totp-cancel').onclick = () => {
+  $<HTMLFormElement>('totp-confirm-form').reset();
+  $('totp-secret').textContent = '';
+  $<HTMLImageElement>('totp-qr').removeAttribute('src');
+  showTotp('off');
+  $('totp-start').focus();
+};
+form('totp-confirm-form', async ({ code }, el) => {
+  const codes = await withReauth(() => auth.confirmTotp(code!.trim()));
+  el.reset();
+  $('totp-secret').textContent = '';
+  $<HTMLImageElement>('totp-qr').removeAttribute('src');
+  totpOn = true;
+  showRecoveryCodes(codes);
+  await Promise.all([renderSessions(), renderEvents()]);
+});
+$<HTMLButtonElement>('codes-copy').onclick = async () => {
+  try {
+    await navigator.clipboard.writeText(shownCodes.join('\n'));
+    status($('totp-codes'), 'Copied. Paste them into your password manager or a safe note.');
+  } catch {
+    status($('totp-codes'), 'Copying did not work here: select the codes and copy them, or download them.');
+  }
+};
+$<HTMLButtonElement>('codes-download').onclick = () => {
+  const text = `Tessera recovery codes for ${auth.state.user?.email ?? 'your account'}\nEach code works once.\n\n${shownCodes.join('\n')}\n`;
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = 'tessera-recovery-codes.txt';
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  status($('totp-codes'), 'Downloaded tessera-recovery-codes.txt.');
+};
+$<HTMLButtonElement>('codes-done').onclick = () => {
+  shownCodes = [];
+  $('recovery-codes').replaceChildren();
+  showTotp(totpOn ? 'on' : 'off');
+  $(totpOn ? 'codes-regenerate' : 'totp-start').focus();
+};
+$<HTMLButtonElement>('codes-regenerate').onclick = (event) => {
+  if (!confirm('Make ten new recovery codes? The ones you saved stop working.')) return;
+  return busy(event.currentTarget as HTMLButtonElement, async () => {
+    showRecoveryCodes(await withReauth(() => auth.regenerateRecoveryCodes()));
+  }, $('totp-on-error'));
+};
+$<HTMLButtonElement>('totp-disable').onclick = (event) => {
+  if (!confirm('Turn off two-step sign-in? Your password alone will sign in, and the recovery codes stop working.')) return;
+  return busy(event.currentTarget as HTMLButtonElement, async () => {
+    await withReauth(() => auth.disableTotp());
+    totpOn = false;
+    showTotp('off');
+    $('totp-start').focus();
+    await Promise.all([renderSessions(), renderEvents()]);
+  }, $('totp-on-error'));
+};
+
+// Passkeys: only where the browser has WebAuthn and the server a relying party (not on an IP address).
+async function renderPasskeys() {
+  const card = $('passkeys-card');
+  if (!HAS_WEBAUTHN) {
+    card.hidden = true;
+    return;
+  }
+  let passkeys;
+  try {
+    passkeys = await listPasskeys(auth);
+  } catch {
+    card.hidden = true;
+    return;
+  }
+  card.hidden = false;
+  $('passkeys').replaceChildren(...passkeys.map((p) => {
+    const li = document.createElement('li');
+    li.dataset.passkeyId = p.id;
+    const what = document.createElement('span');
+    what.textContent = p.name || 'Passkey';
+    const meta = document.createElement('span');
+    meta.className = 'muted';
+    meta.textContent = `Added ${when(p.createdAt)} · ${p.lastUsedAt ? `last used ${when(p.lastUsedAt)}` : 'not used yet'}`;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'danger';
+    button.textContent = 'Remove';
+    button.setAttribute('aria-label', `Remove the passkey ${what.textContent}`);
+    button.onclick = () => {
+      if (!confirm(`Remove the passkey "${what.textContent}"? It will no longer sign you in.`)) return;
+      void busy(button, async () => {
+        await withReauth(() => removePasskey(auth, p.id));
+        await Promise.all([renderPasskeys(), renderEvents()]);
+        $('passkey-form').querySelector<HTMLInputElement>('input[name=name]')!.focus();
+      });
+    };
+    li.append(what, meta, button);
+    return li;
+  }));
+}
+form('passkey-form', async ({ name }, el) => {
+  status(el, '');
+  const passkey = await withReauth(() => withPasskeyPrompt(() => registerPasskey(auth, name?.trim() || undefined)));
+  el.reset();
+  status(el, `Passkey "${passkey.name}" added. You can sign in with it now.`);
+  await Promise.all([renderPasskeys(), renderEvents()]);
+});
 
 /** Whose account the page shows: a change of user (not of the same user's details) starts afresh. */
 let shownUserId: string | null = null;

@@ -11,8 +11,9 @@ const LINK_PAGES = ['/reset-password', '/verify-email'] as const;
 /**
  * The demo account page at `/`, and at the pages the links in mails open, built by
  * `npm run build` into dist/demo. Files are read once at start; without a build, `/` says
- * how to make one. The page learns whether this server sends mail from an attribute filled
- * in here, so it offers "Forgot password?" only where a link can arrive, without a request.
+ * how to make one. The page learns whether this server sends mail and has passkeys from
+ * attributes filled in here, so it offers "Forgot password?" only where a link can arrive and
+ * passkeys only where they work, without a request.
  */
 export function demoRoutes(app: App) {
   const files = new Map<string, Buffer>();
@@ -25,8 +26,10 @@ export function demoRoutes(app: App) {
   }
   const html = files.get('index.html');
   if (html) {
-    const emailFeatures = app.tessera.config.mail === 'off' ? 'off' : 'on';
-    files.set('index.html', Buffer.from(html.toString('utf8').replace('data-email-features="off"', `data-email-features="${emailFeatures}"`)));
+    const { mail, webauthnRpId } = app.tessera.config;
+    // Passkeys are off without a relying party (an IP-address PUBLIC_URL): the page hides them.
+    const body = `data-email-features="${mail === 'off' ? 'off' : 'on'}"${webauthnRpId === undefined ? ' data-passkeys="off"' : ''}`;
+    files.set('index.html', Buffer.from(html.toString('utf8').replace('data-email-features="off"', body)));
   }
   const send = (name: keyof typeof FILES) => async (_request: unknown, reply: import('fastify').FastifyReply) => {
     const body = files.get(name);
