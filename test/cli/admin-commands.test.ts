@@ -15,7 +15,7 @@ import { newSession } from '../../src/auth/new-session.js';
 import { loadConfig } from '../../src/core/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import { Store } from '../../src/store/store.js';
-import { BACKENDS, openTestStore, type Backend } from '../helpers/backends.js';
+import { FEATURE_BACKENDS, openTestStore, type Backend } from '../helpers/backends.js';
 import { TEST_SECRET } from '../helpers/app.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -72,7 +72,7 @@ const lifetimes = (() => {
   return result.config;
 })();
 
-describe.each(BACKENDS)('tessera users and events on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('tessera users and events on %s', (backend) => {
   let dir: string;
   let database: Awaited<ReturnType<typeof cliDatabase>>;
   const runs: Record<string, Run> = {};

@@ -19,7 +19,7 @@ import { buildApp } from '../../src/server/app.js';
 import type { App } from '../../src/server/context.js';
 import { migrateToLatest, openDatabase } from '../../src/store/database.js';
 import { Store } from '../../src/store/store.js';
-import { BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
+import { FEATURE_BACKENDS, openTestStore, type Backend, type TestStore } from '../helpers/backends.js';
 import { FrozenClock, PASSWORD, expectProblem, refresh, register } from '../helpers/app.js';
 import { base32Decode, totpCode, totpStep } from '../../src/core/totp.js';
 
@@ -46,7 +46,7 @@ async function madeWith(store: Store, token: string, secret: string): Promise<bo
 
 const kids = async (app: App) => ((await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
 
-describe.each(BACKENDS)('changing TESSERA_SECRET on %s', (backend: Backend) => {
+describe.each(FEATURE_BACKENDS)('changing TESSERA_SECRET on %s', (backend: Backend) => {
   let db: TestStore;
   let clock: FrozenClock;
   const apps: App[] = [];

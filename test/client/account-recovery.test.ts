@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { takeLinkToken, TesseraClient, TesseraClientError, type AuthState } from '../../src/client/index.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { newEmail, PASSWORD } from '../helpers/app.js';
 import { startLiveServer, type LiveServer } from '../helpers/live-issuer.js';
 import { startMailbox, type Mailbox, type ParsedMail } from '../helpers/mailbox.js';
@@ -30,7 +30,7 @@ async function expectClientError(promise: Promise<unknown>, code: string, status
   return error as TesseraClientError;
 }
 
-describe.each(BACKENDS)('TesseraClient account recovery and the account itself, on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('TesseraClient account recovery and the account itself, on %s', (backend) => {
   let mailbox: Mailbox;
   let server: LiveServer;
   const clients: TesseraClient[] = [];

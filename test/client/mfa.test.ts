@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeAmr, MfaRequiredError, TesseraClient, TesseraClientError } from '../../src/client/index.js';
 import { base32Decode, totpCode, totpStep } from '../../src/core/totp.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { newEmail, PASSWORD } from '../helpers/app.js';
 import { startLiveServer, type LiveServer } from '../helpers/live-issuer.js';
 
@@ -22,7 +22,7 @@ async function rejection(promise: Promise<unknown>): Promise<TesseraClientError>
   return error as TesseraClientError;
 }
 
-describe.each(BACKENDS)('TesseraClient second factors, on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('TesseraClient second factors, on %s', (backend) => {
   let server: LiveServer;
   const clients: TesseraClient[] = [];
 

@@ -15,7 +15,7 @@ import { enqueue } from '../../src/store/event-log.js';
 import { OutboxStore } from '../../src/store/outbox-store.js';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../src/store/schema.js';
-import { BACKENDS, openTestStore, type TestStore } from '../helpers/backends.js';
+import { FEATURE_BACKENDS, openTestStore, type TestStore } from '../helpers/backends.js';
 import { startMailbox, type Mailbox } from '../helpers/mailbox.js';
 import { freePort } from '../faults/helpers/free-port.js';
 import { eventually, HandClock, MemoryLogger, startWebhookReceiver, type WebhookReceiver } from './helpers.js';
@@ -47,7 +47,7 @@ function notice(to: string, now: Date, extra: Partial<MailMessage> = {}): MailMe
 }
 
 // The outbox is not a user-partitioned table: the partitioned PostgreSQL adds nothing here.
-for (const backend of BACKENDS.filter((b) => b !== 'postgres-partitioned')) {
+for (const backend of FEATURE_BACKENDS) {
   describe(`the outbox on ${backend}`, () => {
     let ts: TestStore;
     let db: Kysely<Database>;

@@ -17,6 +17,14 @@ export type Backend = 'pglite' | 'postgres' | 'postgres-partitioned';
  */
 export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres', 'postgres-partitioned'] : ['pglite'];
 
+/**
+ * The backends of suites about a feature rather than storage: PGlite and PostgreSQL. What
+ * partitioning can break is proven where it is the subject: the store's conformance and
+ * concurrency suites run on all three, and test/store/shard-local.test.ts shows every hot
+ * statement (accounts' and factors' included) touching one partition.
+ */
+export const FEATURE_BACKENDS: Backend[] = BACKENDS.filter((b) => b !== 'postgres-partitioned');
+
 export interface TestStore {
   store: Store;
   /** the database URL and schema, for tests that start separate server processes */

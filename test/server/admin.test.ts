@@ -15,7 +15,7 @@ import { UNUSABLE_PASSWORD_HASH } from '../../src/auth/password-hasher.js';
 import { loadConfig } from '../../src/core/config.js';
 import { LOG_REDACT_PATHS } from '../../src/core/vocabulary.js';
 import { buildApp } from '../../src/server/app.js';
-import { BACKENDS, openTestStore, type Backend } from '../helpers/backends.js';
+import { FEATURE_BACKENDS, openTestStore, type Backend } from '../helpers/backends.js';
 import {
   FrozenClock, PASSWORD, TEST_SECRET, expectProblem, login, newEmail, refresh, register, startTestApp, type TestApp,
 } from '../helpers/app.js';
@@ -106,7 +106,7 @@ describe('AdminKeys', () => {
   });
 });
 
-describe.each(BACKENDS)('the admin API on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('the admin API on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await start(backend);
@@ -505,7 +505,7 @@ describe.each(BACKENDS)('the admin API on %s', (backend) => {
   });
 });
 
-describe.each(BACKENDS)('the admin API, switched off and rate limited, on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('the admin API, switched off and rate limited, on %s', (backend) => {
   it('is not there without ADMIN_API_KEY: 404 as any unknown path', async () => {
     const t = await startTestApp(backend);
     try {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem, login, newEmail, PASSWORD, refresh, register, type TestApp } from '../helpers/app.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { startMailbox, type Mailbox } from '../helpers/mailbox.js';
 import {
   APP_URL, Inbox, SUBJECTS, changeEmail, claimsOf, eventTypes, expectAccepted, me, outboxMails, startMailApp, tokensOf, verifyWith,
@@ -20,7 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => mailbox?.stop());
 
-describe.each(BACKENDS)('email change on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('email change on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startMailApp(backend, mailbox);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem, register, type TestApp } from '../helpers/app.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { startMailbox, type Mailbox } from '../helpers/mailbox.js';
 import {
   APP_NAME, APP_URL, Inbox, SUBJECTS, bearer, claimsOf, eventTypes, expectAccepted, me, outboxDrained, outboxMails, startMailApp, verifyWith,
@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => mailbox?.stop());
 
-describe.each(BACKENDS)('email verification on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('email verification on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startMailApp(backend, mailbox, { MAIL_FROM });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.js';
 import { buildApp } from '../../src/server/app.js';
 import { listenForMetrics, type MetricsListener } from '../../src/server/metrics.js';
-import { BACKENDS, openTestStore, type TestStore } from '../helpers/backends.js';
+import { FEATURE_BACKENDS, openTestStore, type TestStore } from '../helpers/backends.js';
 import { expectProblem, login, newEmail, refresh, register, startTestApp, TEST_SECRET, type TestApp } from '../helpers/app.js';
 
 /**
@@ -28,7 +28,7 @@ async function scrape(t: TestApp): Promise<string> {
   return res.body;
 }
 
-describe.each(BACKENDS)('metrics on the main port with METRICS_TOKEN, on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('metrics on the main port with METRICS_TOKEN, on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp(backend, { METRICS_TOKEN: TOKEN }, { loginFailuresPerAccountIp: 2, registerPerIp: 1 });

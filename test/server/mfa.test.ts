@@ -8,7 +8,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base32Decode, totpCode, totpStep } from '../../src/core/totp.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { expectProblem, login, PASSWORD, refresh, refreshCookie, register, startTestApp, type TestApp, type TokenBody } from '../helpers/app.js';
 import { bearer, claimsOf, eventTypes, outboxMails, outstandingLinkToken, verifyWith } from '../helpers/account-mail.js';
 
@@ -29,7 +29,7 @@ interface Enrolled extends Account {
   recoveryCodes: string[];
 }
 
-describe.each(BACKENDS)('second factors on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('second factors on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp(backend, { ADMIN_API_KEY: ADMIN_KEY, APP_NAME: 'Acme & Co' }, ROOMY);

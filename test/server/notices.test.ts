@@ -14,7 +14,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebhookEvent } from '../../src/core/outbox-message.js';
 import { expectProblem, login, newEmail, PASSWORD, refresh, register, type TestApp, type TokenBody } from '../helpers/app.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { startMailbox, type Mailbox } from '../helpers/mailbox.js';
 import { startWebhookReceiver, type ReceivedHook, type WebhookReceiver } from '../delivery/helpers.js';
 import {
@@ -60,7 +60,7 @@ async function changePassword(t: TestApp, body: TokenBody) {
   expect(res.statusCode, res.body).toBe(204);
 }
 
-describe.each(BACKENDS)('notices and webhooks on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('notices and webhooks on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startMailApp(backend, mailbox, { WEBHOOK_URL: hooks.url, WEBHOOK_SECRET }, undefined, { clockStart: Date.now() });
@@ -260,7 +260,7 @@ describe.each(BACKENDS)('notices and webhooks on %s', (backend) => {
 
 describe('NOTIFY chooses the notices', () => {
   // Which notices an event mails is decided where it is recorded, the same on every backend.
-  const backend = BACKENDS.includes('postgres') ? 'postgres' : 'pglite';
+  const backend = FEATURE_BACKENDS.includes('postgres') ? 'postgres' : 'pglite';
 
   /** Runs every kind of notice for a new account; answers the notice templates it wrote and the mails' templates. */
   async function everyNotice(t: TestApp) {

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem, login, PASSWORD, refresh, refreshCookie, register, type TestApp, type TokenBody } from '../helpers/app.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { startMailbox, type Mailbox } from '../helpers/mailbox.js';
 import { Inbox, SUBJECTS, bearer, claimsOf, expectAccepted, forgot, me, outboxDrained, startMailApp, tokensOf } from '../helpers/account-mail.js';
 
@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => mailbox?.stop());
 
-describe.each(BACKENDS)('own account on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('own account on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startMailApp(backend, mailbox);

@@ -12,14 +12,14 @@ import { loadConfig } from '../../src/core/config.js';
 import { deriveKeys } from '../../src/core/derive-key.js';
 import { WebAuthnChallengeCodec } from '../../src/core/webauthn-challenge.js';
 import { bearer, claimsOf, eventTypes } from '../helpers/account-mail.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { expectProblem, login, register, startTestApp, TEST_SECRET, type TestApp } from '../helpers/app.js';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.js';
 
 const ADMIN_KEY = 'an-admin-key-of-at-least-32-bytes-for-tests';
 const ROOMY = { registerPerIp: 100_000, loginAttemptsPerIp: 100_000, loginFailuresPerAccountIp: 100_000 };
 
-describe.each(BACKENDS)('passkeys on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('passkeys on %s', (backend) => {
   let t: TestApp;
   let origin: string;
   beforeAll(async () => {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { login, PASSWORD, refresh, register, expectProblem, type TestApp, type TokenBody } from '../helpers/app.js';
-import { BACKENDS } from '../helpers/backends.js';
+import { FEATURE_BACKENDS } from '../helpers/backends.js';
 import { startMailbox, type Mailbox } from '../helpers/mailbox.js';
 import {
   APP_URL, Inbox, SUBJECTS, claimsOf, eventTypes, eventually, expectAccepted, forgot, me, outboxDrained, outboxMails, outstandingLinkToken,
@@ -23,7 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => mailbox?.stop());
 
-describe.each(BACKENDS)('password reset on %s', (backend) => {
+describe.each(FEATURE_BACKENDS)('password reset on %s', (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     // Races below refresh one session many times at once: the refresh limits are not what they test.
