@@ -111,7 +111,8 @@ export const LOG_REDACT_PATHS: readonly string[] = Object.freeze([
   '*.currentPassword',
   '*.newPassword',
   '*.token',
-  '*.code',
+  // Not `*.code`: that is an error's SQLSTATE or errno, which the log must keep. A second
+  // factor's code lives only in request bodies, which are never logged.
   '*.recoveryCode',
   '*.recoveryCodes',
   '*.mfaToken',
