@@ -64,7 +64,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
 
   let app;
   try {
-    app = await buildApp({ config, store, secret, secretPrevious: config.secretPrevious, logger, redis, requestLine: terminal, databasePool: database.pool });
+    app = await buildApp({ config, store, secret, secretPrevious: config.secretPrevious, logger, redis, requestLog: terminal ? 'line' : 'record', databasePool: database.pool });
   } catch (error) {
     logger.fatal(`cannot start: ${(error as Error).message}`);
     process.exit(1);

@@ -105,7 +105,9 @@ export function resolveSecret(config: Config, logger: Logger): string {
  */
 export function createLogger(config: Config, output: 'json' | 'terminal' = 'json'): Logger {
   const options = { level: config.logLevel, redact: [...LOG_REDACT_PATHS] };
-  return output === 'terminal' ? pino(options, textDestination(process.stdout, 'terminal')) : pino(options);
+  // Asynchronous: a line is handed to the kernel after the request's answer, never while the
+  // event loop waits; pino flushes what is left when the process exits.
+  return pino(options, output === 'terminal' ? textDestination(process.stdout, 'terminal') : pino.destination({ dest: 1, sync: false }));
 }
 
 /** The logger of every command but `serve`: warnings and worse, as `tessera: …` lines on stderr. */

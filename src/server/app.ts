@@ -41,7 +41,7 @@ import { registerEmptyBodyParser, registerStrictJsonParser } from './json-body.j
 import { Metrics, metricsWanted } from './metrics.js';
 import { registerPerIpLimits } from './per-ip-limits.js';
 import type { RedisClient } from './redis.js';
-import { logRequestLine } from './request-line.js';
+import { requestLogger, type RequestLog } from './request-line.js';
 import { accountRoutes } from './routes/account.js';
 import { accountEmailRoutes } from './routes/account-email.js';
 import { adminRoutes } from './routes/admin.js';
@@ -67,8 +67,11 @@ export interface BuildOptions {
   clock?: () => Date;
   /** pino options, or a logger; defaults to pino at `config.logLevel`. */
   logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
-  /** One short line per request (`GET /auth/me 200 3 ms`) instead of Fastify's two records: for a person at a terminal. */
-  requestLine?: boolean;
+  /**
+   * How each request is logged, once, after its answer (src/server/request-line.ts): `record`
+   * (default) is one JSON record; `line` is one short line (`GET /auth/me 200 3 ms`) for a person at a terminal.
+   */
+  requestLog?: RequestLog;
   /** REDIS_URL's client (a single Redis or a Cluster): rate-limit counters shared by every node. Without it they live in this process. */
   redis?: RedisClient;
   /** Prefix of every Redis key (tests use their own). */
@@ -118,7 +121,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
 
   const app = Fastify<Server, IncomingMessage, ServerResponse>({
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
-    ...(options.requestLine ? { logController: new LogController({ disableRequestLogging: true }) } : {}),
+    // One record per request (the onResponse hook below), not Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     // A hop count trusts that many proxies nearest to us.
     trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
     bodyLimit: BODY_LIMIT,
@@ -212,7 +216,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
   });
-  if (options.requestLine) app.addHook('onResponse', logRequestLine);
+  app.addHook('onResponse', requestLogger(options.requestLog ?? 'record'));
 
   const https = config.publicUrl.startsWith('https:');
   await app.register(helmet, {

@@ -48,7 +48,7 @@ export async function embedTessera(options: EmbedOptions): Promise<EmbeddedTesse
   if (!loaded.ok) throw new Error(`Tessera's configuration is not valid:\n${loaded.errors.join('\n')}`);
   const { config } = loaded;
   if (!config.secret) throw new Error('TESSERA_SECRET is required when Tessera is embedded: set at least 32 random bytes (try: openssl rand -base64 48)');
-  const logger = options.logger ?? pino({ level: config.logLevel, redact: [...LOG_REDACT_PATHS] });
+  const logger = options.logger ?? pino({ level: config.logLevel, redact: [...LOG_REDACT_PATHS] }, pino.destination({ dest: 1, sync: false }));
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, pooler: config.databasePooler });
   let redis: RedisClient | undefined;

@@ -133,7 +133,7 @@ describeFaults('data at rest and in the logs after a full run', () => {
   it('the debug-level log of the whole run holds none of them either, nor TESSERA_SECRET', () => {
     const log = server.logs();
     // it logged every request of the run (LOG_LEVEL=debug: everything Tessera and Fastify log is in it)
-    expect(log.match(/"msg":"incoming request"/g)?.length ?? 0).toBeGreaterThanOrEqual(25);
+    expect(log.match(/"msg":"request completed"/g)?.length ?? 0).toBeGreaterThanOrEqual(25);
     expect(log).toContain('/auth/refresh');
     secrets.expectAbsentFrom(log, 'the server log');
     expectNoCredentialShapes(log, 'the server log');
