@@ -52,7 +52,7 @@ export async function issueTokens(deps: IssueDeps, issue: Issue): Promise<Tokens
   const extra = deps.claims ? await deps.claims({ user, session: { id: session.id, amr: session.amr, authTime: session.authTime } }) : {};
   const subject = { userId: user.id, sessionId: session.id, roles: user.roles, orgId: user.orgId, amr: session.amr, authTime: session.authTime };
   return {
-    accessToken: await signAccessToken(deps.keys.signingKey(now), subject, options, now, extra),
+    accessToken: signAccessToken(deps.keys.signingKey(now), subject, options, now, extra),
     expiresIn: options.ttl,
     refreshToken: deps.refreshTokens.issue(user.id, session.id, session.salt, issue.generation),
     refreshExpiresIn: (issue.expiresAt.getTime() - now.getTime()) / 1000,
