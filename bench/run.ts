@@ -58,6 +58,8 @@ interface Options {
   out: string;
   /** Where Tessera's built code is: dist/, or an experimental build to compare against it. */
   tesseraDist: string;
+  /** Another build of Tessera measured beside this one in the refresh and protected scenarios (a change's "before"). */
+  before?: string;
   /** A results.json to summarise again (after a change to the report), instead of measuring. */
   rerender?: string;
 }
@@ -77,6 +79,7 @@ function parseOptions(): Options {
       only: { type: 'string' },
       floors: { type: 'string' },
       'tessera-dist': { type: 'string' },
+      before: { type: 'string' },
       rerender: { type: 'string' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -89,6 +92,7 @@ function parseOptions(): Options {
         '  [--duration S] [--warmup S] [--concurrency C] [--tables 1000,100000,1000000] [--spu 1,10,100]\n' +
         '  [--only refresh,protected,verify,scaling,login,flood] [--floors one-statement,read-update] [--profile] [--out DIR]\n' +
         '  [--tessera-dist DIR]   run Tessera from another build (an experiment) instead of dist/\n' +
+        '  [--before DIR]   also measure another build (a copy of dist/ before a change) in refresh and protected\n' +
         '  [--rerender results.json]   summarise a finished run again, measuring nothing\n' +
         '--profile writes a .cpuprofile of the server of every measured run into OUT/profiles (bench/profile-summary.ts reads them).\n' +
         'FLOOR_PREPARED=0 in the environment makes the floor send unnamed statements, as Kysely does.\n' +
@@ -109,7 +113,7 @@ function parseOptions(): Options {
     concurrency: Number(values.concurrency ?? 16),
     tables: list(values.tables, smoke ? [1_000, 10_000] : [1_000, 100_000, 1_000_000]),
     spu: list(values.spu, [1, 10, 100]),
-    floors: (values.floors ? values.floors.split(',') : smoke ? ['one-statement'] : ['one-statement', 'read-update']) as FloorMode[],
+    floors: (values.floors !== undefined ? values.floors.split(',').filter(Boolean) : smoke ? ['one-statement'] : ['one-statement', 'read-update']) as FloorMode[],
     floorAtEveryTable: !smoke,
     loginDurationS: smoke ? 1.5 : 10,
     flood: smoke ? { concurrency: 128, durationS: 2 } : { concurrency: 256, durationS: 10 },
@@ -118,6 +122,7 @@ function parseOptions(): Options {
     profile: values.profile,
     tesseraDist: values['tessera-dist'] ?? join(ROOT, 'dist'),
     ...(values.rerender ? { rerender: values.rerender } : {}),
+    ...(values.before ? { before: values.before } : {}),
     out: values.out ?? join(ROOT, 'test-artifacts', 'bench', `${stamp}-${smoke ? 'smoke' : 'full'}`),
   };
 }
@@ -229,15 +234,19 @@ async function seed(backend: Backend, args: string[]): Promise<void> {
   log(`  [${backend.kind}] seed ${args.filter((a) => !a.startsWith('$argon2')).join(' ')} → ${fmt(result.sessions)} sessions (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 
-/** `tessera-quiet`: Tessera with LOG_LEVEL=warn, no request logging: the row that shows what logging costs. */
-type ServerKind = 'tessera' | 'tessera-quiet' | FloorMode;
+/**
+ * `tessera-quiet`: Tessera with LOG_LEVEL=warn, no request logging: the row that shows what logging costs.
+ * `tessera-before`: another build (`--before DIR`), measured beside this one for a change's before/after figures.
+ */
+type ServerKind = 'tessera' | 'tessera-quiet' | 'tessera-before' | FloorMode;
 
 async function startServer(backend: Backend, kind: ServerKind, profileName?: string): Promise<Child> {
   const profile = profileName ? ['--cpu-prof', `--cpu-prof-dir=${join(options.out, 'profiles')}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [];
-  if (kind === 'tessera' || kind === 'tessera-quiet') {
+  if (kind === 'tessera' || kind === 'tessera-quiet' || kind === 'tessera-before') {
+    const dist = kind === 'tessera-before' ? options.before! : options.tesseraDist;
     return startChild({
-      name: 'tessera', command: process.execPath, args: [...profile, tesseraEntry(options.tesseraDist), 'serve'],
-      env: kind === 'tessera' ? backend.env : { ...backend.env, LOG_LEVEL: 'warn' }, logFile: backend.logFile, readyUrl: `${backend.origin}/readyz`,
+      name: 'tessera', command: process.execPath, args: [...profile, tesseraEntry(dist), 'serve'],
+      env: kind === 'tessera-quiet' ? { ...backend.env, LOG_LEVEL: 'warn' } : backend.env, logFile: backend.logFile, readyUrl: `${backend.origin}/readyz`,
     });
   }
   return startChild({
@@ -247,7 +256,7 @@ async function startServer(backend: Backend, kind: ServerKind, profileName?: str
 }
 
 function serverLabel(kind: ServerKind): string {
-  return kind === 'tessera' ? 'tessera' : kind === 'tessera-quiet' ? QUIET : `floor:${kind}`;
+  return kind === 'tessera' ? 'tessera' : kind === 'tessera-quiet' ? QUIET : kind === 'tessera-before' ? 'tessera:before' : `floor:${kind}`;
 }
 
 /** One measured run: start the server, warm up, measure, stop. */
@@ -379,25 +388,31 @@ async function benchBackend(kind: BackendKind, passwordHash: string, verifyDone:
     // Refresh and protected route, each against its floor, interleaved.
     if (options.only.has('refresh') || options.only.has('protected')) {
       for (let r = 1; r <= R; r++) {
+        // The servers take turns, and the order turns with each repeat, so that neither drift
+        // in the machine's load nor a place in the sequence favours one of them.
+        const turn = <T>(list: T[]) => list.map((_, i) => list[(i + r - 1) % list.length]!);
         if (options.only.has('refresh')) {
-          await measure(backend, {
-            scenario: 'refresh', server: 'tessera', variant: baseVariant, repeat: r, step: refreshStep(baseChains, ring),
-            after: async (origin) => {
-              const pool = new Pool(origin);
-              jwks = (await getJson(pool, '/.well-known/jwks.json')).json as VerifyInput['jwks'];
-              await pool.close();
-            },
-          });
-          for (const floor of options.floors) {
-            await measure(backend, { scenario: 'refresh', server: floor, variant: baseVariant, repeat: r, step: refreshStep(baseChains) });
+          // Quiet: what request logging costs, the same server with only warnings logged.
+          const servers: ServerKind[] = ['tessera', ...options.floors, 'tessera-quiet', ...(options.before ? ['tessera-before' as const] : [])];
+          for (const server of turn(servers)) {
+            await measure(backend, {
+              scenario: 'refresh', server, variant: baseVariant, repeat: r,
+              // Tessera's own tokens feed the verify-only scenario: the ring, and its JWKS.
+              step: server === 'tessera' ? refreshStep(baseChains, ring) : refreshStep(baseChains),
+              after: server === 'tessera' ? async (origin) => {
+                const pool = new Pool(origin);
+                jwks = (await getJson(pool, '/.well-known/jwks.json')).json as VerifyInput['jwks'];
+                await pool.close();
+              } : undefined,
+            });
           }
-          // What request logging costs: the same server with only warnings logged.
-          await measure(backend, { scenario: 'refresh', server: 'tessera-quiet', variant: baseVariant, repeat: r, step: refreshStep(baseChains) });
         }
         if (options.only.has('protected')) {
           // The access tokens of the last refreshes; they are valid for ACCESS_TOKEN_TTL (15 min).
-          await measure(backend, { scenario: 'protected', server: 'tessera', variant: baseVariant, repeat: r, step: protectedStep(baseChains) });
-          await measure(backend, { scenario: 'protected', server: 'one-statement', variant: baseVariant, repeat: r, step: protectedStep(baseChains) });
+          const servers: ServerKind[] = ['tessera', 'one-statement', ...(options.before ? ['tessera-before' as const] : [])];
+          for (const server of turn(servers)) {
+            await measure(backend, { scenario: 'protected', server, variant: baseVariant, repeat: r, step: protectedStep(baseChains) });
+          }
         }
       }
     }

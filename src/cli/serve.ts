@@ -78,6 +78,8 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info(`Tessera is ready at ${config.publicUrl} — open it for the demo page (listening on ${config.host}:${port}, storage: ${database.description})`);
+  // Whoever started the process may be waiting for that line.
+  logger.flush();
   const metrics = await startMetrics(app, config, logger);
 
   const stopPurging = schedulePurge(store, config.sessionRetention, logger);

@@ -105,10 +105,23 @@ export function resolveSecret(config: Config, logger: Logger): string {
  */
 export function createLogger(config: Config, output: 'json' | 'terminal' = 'json'): Logger {
   const options = { level: config.logLevel, redact: [...LOG_REDACT_PATHS] };
-  // Asynchronous: a line is handed to the kernel after the request's answer, never while the
-  // event loop waits; pino flushes what is left when the process exits.
-  return pino(options, output === 'terminal' ? textDestination(process.stdout, 'terminal') : pino.destination({ dest: 1, sync: false }));
+  if (output === 'terminal') return pino(options, textDestination(process.stdout, 'terminal'));
+  // Never blocking the event loop: lines are written asynchronously, gathered into writes of
+  // 4 KiB or 250 ms, whichever comes first (one write per line cost a refresh ~40 µs of CPU);
+  // a warning or worse is written at once, and pino writes out what is left when the process exits.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 250 });
+  return pino({
+    ...options,
+    hooks: {
+      logMethod(args, method, level) {
+        method.apply(this, args);
+        if (level >= WARN) destination.flush();
+      },
+    },
+  }, destination);
 }
+
+const WARN = 40;
 
 /** The logger of every command but `serve`: warnings and worse, as `tessera: …` lines on stderr. */
 export function commandLogger(config: Config): Logger {
