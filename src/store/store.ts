@@ -117,6 +117,7 @@ export class Store {
   readonly #sessionForRefresh;
   readonly #sessionForRefreshV1;
   readonly #activeSession;
+  readonly #applyRefresh;
 
   /** `events` decides what recording an event also writes (webhooks, notices); by default, nothing. */
   constructor(readonly db: Kysely<Database>, readonly events = new EventLog()) {
@@ -147,6 +148,34 @@ export class Store {
         .where('sessions.expires_at', '>', now)
         .where('sessions.absolute_expires_at', '>', now)
         .where('users.disabled_at', 'is', null),
+    );
+    // Every argument a distinct marker: a parameter is traced back to its argument by identity.
+    const markers = ['\u0000user', '\u0000id', -1, '\u0000parent', -2, '\u0000next-parent', new Date(0), new Date(1), new Date(2), '\u0000ip', '\u0000ua'];
+    this.#applyRefresh = precompiled(
+      db,
+      markers as unknown as [string, string, number, number | null, number, number | null, Date | null, Date, Date, string | null, string | null],
+      (userId, id, generation, parentGeneration, nextGeneration, nextParent, rotatedAt, expiresAt, lastUsedAt, ip, userAgent) =>
+        db
+          .updateTable('sessions')
+          .set({
+            generation: nextGeneration,
+            parent_generation: nextParent,
+            rotated_at: rotatedAt,
+            expires_at: expiresAt,
+            last_used_at: lastUsedAt,
+            ip,
+            user_agent: userAgent,
+          })
+          .where('user_id', '=', userId)
+          .where('id', '=', id)
+          .where('generation', '=', generation)
+          .where(sql<boolean>`parent_generation is not distinct from ${parentGeneration}`)
+          .where('revoked_at', 'is', null)
+          // a user disabled since the read cannot slip one more refresh through
+          .where(({ not, exists, selectFrom }) =>
+            not(exists(selectFrom('users').select('users.id').where('users.id', '=', userId).where('users.disabled_at', 'is not', null))),
+          )
+          .returning('sessions.id'),
     );
   }
 
@@ -288,28 +317,11 @@ export class Store {
     next: NextState,
     meta: RequestMeta,
   ): Promise<boolean> {
-    const result = await retrying(() => this.db
-      .updateTable('sessions')
-      .set({
-        generation: next.generation,
-        parent_generation: next.parentGeneration,
-        rotated_at: next.rotatedAt,
-        expires_at: next.expiresAt,
-        last_used_at: next.lastUsedAt,
-        ip: meta.ip,
-        user_agent: meta.userAgent,
-      })
-      .where('user_id', '=', userId)
-      .where('id', '=', id)
-      .where('generation', '=', seen.generation)
-      .where(sql<boolean>`parent_generation is not distinct from ${seen.parentGeneration}`)
-      .where('revoked_at', 'is', null)
-      // a user disabled since the read cannot slip one more refresh through
-      .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('users').select('users.id').where('users.id', '=', userId).where('users.disabled_at', 'is not', null))),
-      )
-      .executeTakeFirst());
-    return result.numUpdatedRows > 0n;
+    const row = await retrying(() => this.#applyRefresh(
+      userId, id, seen.generation, seen.parentGeneration,
+      next.generation, next.parentGeneration, next.rotatedAt, next.expiresAt, next.lastUsedAt, meta.ip, meta.userAgent,
+    ));
+    return row !== undefined;
   }
 
   /** Revokes a session whose old token came back, and records the theft. False if it was already revoked. */
