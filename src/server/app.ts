@@ -2,7 +2,6 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
@@ -40,6 +39,7 @@ import { errorHandler, notFoundHandler } from './http-errors.js';
 import { registerEmptyBodyParser, registerStrictJsonParser } from './json-body.js';
 import { Metrics, metricsWanted } from './metrics.js';
 import { registerPerIpLimits } from './per-ip-limits.js';
+import { securityHeaders } from './security-headers.js';
 import type { RedisClient } from './redis.js';
 import { requestLogger, type RequestLog } from './request-line.js';
 import { accountRoutes } from './routes/account.js';
@@ -218,13 +218,10 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
   app.addHook('onResponse', requestLogger(options.requestLog ?? 'record'));
 
-  const https = config.publicUrl.startsWith('https:');
-  await app.register(helmet, {
-    // HSTS and upgrade-insecure-requests only make sense, and only work, when Tessera is served over https.
-    hsts: https,
-    contentSecurityPolicy: {
-      directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"], upgradeInsecureRequests: https ? [] : null },
-    },
+  const headers = securityHeaders(config.publicUrl.startsWith('https:'));
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(headers);
+    done();
   });
   await app.register(cookie);
   await app.register(cors, {
