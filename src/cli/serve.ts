@@ -19,12 +19,15 @@ const KEEP_ALIVE_DRAIN_MS = 1_000;
 
 /** `tessera serve`: validate, open, migrate, listen, purge periodically, shut down cleanly. */
 export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
+  // Milliseconds since the process started: Node itself and the modules loaded so far.
+  const started = { loaded: performance.now(), opened: 0, built: 0 };
   const config = configOrExit(env);
   // A person at a terminal in development reads text, one line a request; anything else gets pino's JSON.
   const terminal = !config.production && process.stdout.isTTY === true;
   const logger = createLogger(config, terminal ? 'terminal' : 'json');
   const secret = resolveSecret(config, logger);
   const { store, database } = await openStore(config, logger, { serve: true });
+  started.opened = performance.now();
   if (config.production && !config.publicUrl.startsWith('https:')) {
     logger.warn(
       `NODE_ENV=production with an http PUBLIC_URL (${config.publicUrl}): the refresh cookie is Secure in production, and browsers ` +
@@ -69,6 +72,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     logger.fatal(`cannot start: ${(error as Error).message}`);
     process.exit(1);
   }
+  started.built = performance.now();
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -77,7 +81,13 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info(`Tessera is ready at ${config.publicUrl} — open it for the demo page (listening on ${config.host}:${port}, storage: ${database.description})`);
+  const seconds = (ms: number) => (ms / 1000).toFixed(2);
+  const now = performance.now();
+  logger.info(
+    `Tessera is ready at ${config.publicUrl} — open it for the demo page (listening on ${config.host}:${port}, storage: ${database.description}; ` +
+      `started in ${seconds(now)} s: Node and modules ${seconds(started.loaded)}, database and migrations ${seconds(started.opened - started.loaded)}, ` +
+      `keys and routes ${seconds(started.built - started.opened)}, listening ${seconds(now - started.built)})`,
+  );
   // Whoever started the process may be waiting for that line.
   logger.flush();
   const metrics = await startMetrics(app, config, logger);

@@ -1,4 +1,5 @@
-import { verifyRegistrationResponse, type RegistrationResponseJSON } from '@simplewebauthn/server';
+import type { RegistrationResponseJSON, VerifiedRegistrationResponse } from '@simplewebauthn/server';
+import { webauthn } from './webauthn-library.js';
 import { TesseraError } from '../../core/errors.js';
 import type { RequestMeta } from '../../core/vocabulary.js';
 import type { PasskeyStore, PasskeySummary } from '../../store/passkey-store.js';
@@ -28,9 +29,9 @@ export async function addPasskey(
   const userId = caller.user.id;
   const challenge = challengeOf(deps, input.response, 'register');
   if (challenge.userId !== userId) throw refused('registration challenge made for another user');
-  let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+  let verified: VerifiedRegistrationResponse;
   try {
-    verified = await verifyRegistrationResponse({
+    verified = await (await webauthn()).verifyRegistrationResponse({
       response: input.response,
       expectedChallenge: challenge.encoded,
       expectedOrigin: [...deps.config.webauthnOrigins],

@@ -1,4 +1,5 @@
-import { verifyAuthenticationResponse, type AuthenticationResponseJSON } from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON, VerifiedAuthenticationResponse } from '@simplewebauthn/server';
+import { webauthn } from './webauthn-library.js';
 import { isUuid } from '../../core/uuid.js';
 import { uuidOf } from '../../core/webauthn-challenge.js';
 import type { PasskeyStore, PasskeyUse } from '../../store/passkey-store.js';
@@ -33,9 +34,9 @@ export async function checkAssertion(
   if (!userId || !isUuid(userId)) throw refused('no user handle, or not a user id: not a discoverable credential of ours');
   const passkey = await deps.passkeys.findPasskey(userId, response.id);
   if (!passkey) throw refused('unknown or removed credential');
-  let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+  let verified: VerifiedAuthenticationResponse;
   try {
-    verified = await verifyAuthenticationResponse({
+    verified = await (await webauthn()).verifyAuthenticationResponse({
       response,
       expectedChallenge: challenge.encoded,
       expectedOrigin: [...deps.config.webauthnOrigins],

@@ -1,4 +1,5 @@
-import { generateAuthenticationOptions, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { webauthn } from './webauthn-library.js';
 import { CEREMONY_TIMEOUT_MS, rpIdOf, type RelyingPartyDeps } from './relying-party.js';
 
 /**
@@ -8,7 +9,7 @@ import { CEREMONY_TIMEOUT_MS, rpIdOf, type RelyingPartyDeps } from './relying-pa
  * stored: an anonymous caller costs a MAC, never a write.
  */
 export async function passkeyLoginOptions(deps: RelyingPartyDeps): Promise<PublicKeyCredentialRequestOptionsJSON> {
-  return generateAuthenticationOptions({
+  return (await webauthn()).generateAuthenticationOptions({
     rpID: rpIdOf(deps.config),
     challenge: deps.challenges.make('login', undefined, deps.clock()),
     timeout: CEREMONY_TIMEOUT_MS,

@@ -1,4 +1,5 @@
-import { generateRegistrationOptions, type PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/server';
+import type { PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/server';
+import { webauthn } from './webauthn-library.js';
 import type { Config } from '../../core/config.js';
 import { TesseraError } from '../../core/errors.js';
 import { uuidBytes } from '../../core/webauthn-challenge.js';
@@ -34,7 +35,7 @@ export async function passkeyRegistrationOptions(deps: RegistrationOptionsDeps, 
   await assertMayAddPasskey(deps, caller);
   const { user } = caller;
   const existing = await deps.passkeys.credentialsOf(user.id);
-  return generateRegistrationOptions({
+  return (await webauthn()).generateRegistrationOptions({
     rpName: deps.config.appName,
     rpID,
     userName: user.email,
