@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -18,6 +18,8 @@ import {
 import { loginStep } from './scenarios/login.js';
 import { protectedStep } from './scenarios/protected.js';
 import { refreshStep, signIn, TokenRing, type Chains } from './scenarios/refresh.js';
+import { runFrameworkHelpers } from './scenarios/framework-helpers.js';
+import { ensurePeersInstalled, PEERS, type Peer } from './scenarios/peers.js';
 import { runVerifyLoop, type VerifyInput } from './scenarios/verify.js';
 import { workerEmail } from './seed.js';
 
@@ -55,6 +57,10 @@ interface Options {
   verifySeconds: number;
   only: Set<string>;
   profile: boolean;
+  /** Also measure the peers (bench/peers/: better-auth and a hand-rolled server) on PostgreSQL. */
+  peers: boolean;
+  /** Start-ups measured per backend. */
+  starts: number;
   out: string;
   /** Where Tessera's built code is: dist/, or an experimental build to compare against it. */
   tesseraDist: string;
@@ -82,6 +88,7 @@ function parseOptions(): Options {
       before: { type: 'string' },
       rerender: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      peers: { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -90,7 +97,8 @@ function parseOptions(): Options {
     process.stdout.write(
       'Usage: node --import tsx bench/run.ts [--smoke] [--backends postgres,pglite] [--pg-url URL] [--repeats N]\n' +
         '  [--duration S] [--warmup S] [--concurrency C] [--tables 1000,100000,1000000] [--spu 1,10,100]\n' +
-        '  [--only refresh,protected,verify,scaling,login,flood] [--floors one-statement,read-update] [--profile] [--out DIR]\n' +
+        '  [--only refresh,protected,verify,helpers,scaling,login,flood,startup] [--floors one-statement,read-update] [--profile] [--out DIR]\n' +
+        '  [--peers]   also measure better-auth and a hand-rolled Express server (bench/peers/, installed on first use) on PostgreSQL\n' +
         '  [--tessera-dist DIR]   run Tessera from another build (an experiment) instead of dist/\n' +
         '  [--before DIR]   also measure another build (a copy of dist/ before a change) in refresh and protected\n' +
         '  [--rerender results.json]   summarise a finished run again, measuring nothing\n' +
@@ -118,8 +126,10 @@ function parseOptions(): Options {
     loginDurationS: smoke ? 1.5 : 10,
     flood: smoke ? { concurrency: 128, durationS: 2 } : { concurrency: 256, durationS: 10 },
     verifySeconds: smoke ? 1 : 5,
-    only: new Set((values.only ?? 'refresh,protected,verify,scaling,login,flood').split(',')),
+    only: new Set((values.only ?? 'refresh,protected,verify,helpers,scaling,login,flood,startup').split(',')),
     profile: values.profile,
+    peers: values.peers,
+    starts: smoke ? 2 : 5,
     tesseraDist: values['tessera-dist'] ?? join(ROOT, 'dist'),
     ...(values.rerender ? { rerender: values.rerender } : {}),
     ...(values.before ? { before: values.before } : {}),
@@ -262,7 +272,8 @@ function serverLabel(kind: ServerKind): string {
 /** One measured run: start the server, warm up, measure, stop. */
 async function measure(backend: Backend, spec: {
   scenario: RunRecord['scenario'];
-  server: ServerKind;
+  /** One of Tessera's or the floor's kinds, or a peer's label with its own `start` and `origin`. */
+  server: ServerKind | string;
   variant: string;
   repeat: number;
   step: Step;
@@ -270,26 +281,29 @@ async function measure(backend: Backend, spec: {
   durationS?: number;
   warmupS?: number;
   after?: (origin: string) => Promise<void>;
+  start?: () => Promise<Child>;
+  origin?: string;
 }): Promise<RunRecord> {
   const profileName = options.profile
     ? `${backend.kind}-${spec.scenario}-${spec.server}-${spec.variant.replace(/\W+/g, '_')}-r${spec.repeat}` : undefined;
-  const server = await startServer(backend, spec.server, profileName);
+  const origin = spec.origin ?? backend.origin;
+  const server = spec.start ? await spec.start() : await startServer(backend, spec.server as ServerKind, profileName);
   const meter = new CpuMeter(server.pid, backend.kind === 'postgres');
   const rss = sampleRss(server.pid, 250);
   const loadStart = loadavg();
   let record: RunRecord;
   try {
     const load = await runLoad({
-      origin: backend.origin,
+      origin,
       concurrency: spec.concurrency ?? options.concurrency,
       durationS: spec.durationS ?? options.durationS,
       warmupS: spec.warmupS ?? options.warmupS,
       step: spec.step,
       onWindow: { open: () => meter.open(), close: () => meter.close() },
     });
-    await spec.after?.(backend.origin);
+    await spec.after?.(origin);
     record = {
-      backend: backend.kind, scenario: spec.scenario, server: serverLabel(spec.server), variant: spec.variant, repeat: spec.repeat,
+      backend: backend.kind, scenario: spec.scenario, server: spec.start ? spec.server : serverLabel(spec.server as ServerKind), variant: spec.variant, repeat: spec.repeat,
       tableSessions: backend.sessions, load, cpu: meter.result, serverPeakRssMiB: Math.round(rss.stop()),
       loadAvg: { start: loadStart, end: loadavg() },
     };
@@ -417,25 +431,41 @@ async function benchBackend(kind: BackendKind, passwordHash: string, verifyDone:
       }
     }
 
-    // Verify only: no database, so once per harness run, with the tokens just issued.
-    if (options.only.has('verify') && !verifyDone.done && jwks && ring.tokens.length > 0) {
+    // Verify only and the framework helpers: no database, so once per harness run, with the tokens just issued.
+    if ((options.only.has('verify') || options.only.has('helpers')) && !verifyDone.done && jwks && ring.tokens.length > 0) {
       verifyDone.done = true;
       const input: VerifyInput = { jwks, tokens: ring.tokens, issuer: backend.publicUrl, audience: backend.publicUrl, ttl: 900 };
       const file = join(options.out, 'verify-input.json');
       writeFileSync(file, JSON.stringify(input));
       log(`\n  verify only: ${input.tokens.length} distinct access tokens, JWKS of ${input.jwks.keys.length} key(s)`);
-      for (let r = 1; r <= R; r++) {
+      for (let r = 1; r <= R && options.only.has('verify'); r++) {
         for (const [impl, server, c] of [['tessera', 'tessera', options.concurrency], ['floor', 'floor:node-crypto', 1], ['tessera', 'tessera', 1]] as const) {
           if (c === 1 && impl === 'tessera' && r > 1) continue;
           const loadStart = loadavg();
-          const verify = await runVerifyLoop(impl, file, options.verifySeconds, c);
+          const verify = await runVerifyLoop(impl, file, options.verifySeconds, c, options.tesseraDist);
           records.push({ backend: 'none', scenario: 'verify', server, variant: `C=${c}`, repeat: r, verify, loadAvg: { start: loadStart, end: loadavg() } });
           if (verify.failures > 0) problems.push(`verify ${server}: ${verify.failures} token(s) did not verify`);
           log(`  [none] verify    ${server.padEnd(19)} C=${String(c).padEnd(16)} r${r}: ${fmt(verify.opsPerS).padStart(6)} verifications/s  failures ${verify.failures}`);
         }
       }
+      if (options.only.has('helpers')) {
+        log('\n  framework helpers: GET /me behind tessera/express, tessera/fastify, tessera/nestjs against the bare framework calling tessera/verify');
+        const loadStart = loadavg();
+        for (const result of await runFrameworkHelpers({
+          inputFile: file, repeats: R, durationS: options.durationS, warmupS: options.warmupS, concurrency: options.concurrency,
+          logFile: join(options.out, 'framework-servers.log'), log, tesseraDist: options.tesseraDist,
+        })) {
+          records.push({
+            backend: 'none', scenario: 'helpers', server: `${result.framework}:${result.variant}`, variant: `C=${options.concurrency}`,
+            repeat: result.repeat, load: result.load, cpu: result.cpu, loadAvg: { start: loadStart, end: loadavg() },
+          });
+          if (result.load.errors > 0) problems.push(`${result.framework} ${result.variant}: ${result.load.errors} error(s) ${JSON.stringify(result.load.statuses)}`);
+        }
+      }
       saveProgress();
     }
+
+    if (options.peers && backend.kind === 'postgres' && (options.only.has('refresh') || options.only.has('protected'))) await peers(backend, R, baseVariant);
 
     // Sessions per user: the other groups' extra sessions, seeded with SQL; their workers sign in.
     if (options.only.has('scaling') && groups.length > 1) {
@@ -480,11 +510,97 @@ async function benchBackend(kind: BackendKind, passwordHash: string, verifyDone:
       }
     }
     if (options.only.has('flood')) await flood(backend, base.emails);
+    if (options.only.has('startup')) await startup(backend);
   } finally {
     await stopAllChildren();
     await backend.cleanup();
     current = undefined;
   }
+}
+
+/**
+ * The peers (bench/peers/): better-auth and a seed-style hand-rolled server, each in a schema
+ * of its own on the same PostgreSQL, each user signed in through its API, then refresh and
+ * the protected route measured like Tessera's, the peers taking turns.
+ */
+async function peers(backend: Backend, repeats: number, variant: string): Promise<void> {
+  await ensurePeersInstalled(log);
+  const prepared: { peer: Peer; schema: string; port: number; chains: Awaited<ReturnType<Peer['signIn']>> }[] = [];
+  try {
+    for (const peer of PEERS) {
+      const schema = `${backend.env.DATABASE_SCHEMA}_${peer.name.replace(/\W/g, '_')}`;
+      await pgAdmin(options.pgUrl, `create schema ${schema}`);
+      const port = await freePort();
+      prepared.push({ peer, schema, port, chains: undefined as never });
+      await peer.migrate(options.pgUrl, schema);
+      const server = await startPeer(peer, schema, port);
+      try {
+        prepared.at(-1)!.chains = await peer.signIn(`http://127.0.0.1:${port}`, emails('peer'), PASSWORD);
+      } finally {
+        await server.stop();
+      }
+      log(`  [postgres] ${peer.label}: refresh is ${peer.describes.refresh}; protected is ${peer.describes.protected}`);
+    }
+    for (let r = 1; r <= repeats; r++) {
+      for (const { peer, schema, port, chains } of prepared) {
+        for (const scenario of ['refresh', 'protected'] as const) {
+          if (!options.only.has(scenario)) continue;
+          await measure(backend, {
+            scenario, server: peer.label, variant, repeat: r,
+            step: scenario === 'refresh' ? peer.refreshStep(chains) : peer.protectedStep(chains),
+            start: () => startPeer(peer, schema, port), origin: `http://127.0.0.1:${port}`,
+          });
+        }
+      }
+    }
+  } finally {
+    for (const { schema } of prepared) {
+      await pgAdmin(options.pgUrl, `drop schema if exists ${schema} cascade`).catch((e: Error) => problems.push(`could not drop schema ${schema}: ${e.message}`));
+    }
+  }
+}
+
+function startPeer(peer: Peer, schema: string, port: number): Promise<Child> {
+  const spec = peer.server({ port, databaseUrl: options.pgUrl, schema, baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production' } });
+  return startChild({ name: peer.label, command: spec.command, args: spec.args, env: spec.env, logFile: join(options.out, 'peers.log'), readyUrl: `http://127.0.0.1:${port}${spec.readyPath}` });
+}
+
+/**
+ * Start-up: \`tessera serve\` to its ready line, which says where the time went. PostgreSQL:
+ * the bench's schema, migrated already; PGlite: a fresh data directory each time, as at first start.
+ */
+async function startup(backend: Backend): Promise<void> {
+  for (let r = 1; r <= options.starts; r++) {
+    const dataDir = backend.kind === 'pglite' ? mkdtempSync(join(tmpdir(), 'tessera-bench-start-')) : undefined;
+    const env = { ...backend.env, ...(dataDir ? { DATA_DIR: dataDir } : {}) };
+    const began = performance.now();
+    const child = spawn(process.execPath, [tesseraEntry(options.tesseraDist), 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let output = '';
+        const timer = setTimeout(() => reject(new Error(`not ready within 30 s:\n${output}`)), 30_000);
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          output += chunk;
+          const ready = output.split('\n').find((l) => l.includes('Tessera is ready'));
+          if (ready) {
+            clearTimeout(timer);
+            resolve(ready);
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`exited (${code}) before it was ready:\n${output}`)));
+      });
+      const ms = performance.now() - began;
+      const parts = Object.fromEntries([...line.matchAll(/(Node and modules|database and migrations|keys and routes|listening) ([\d.]+)/g)].map((m) => [m[1]!, Number(m[2]) * 1000]));
+      const variant = dataDir ? 'fresh data directory' : 'migrated schema';
+      records.push({ backend: backend.kind, scenario: 'startup', server: 'tessera', variant, repeat: r, loadAvg: { start: loadavg(), end: loadavg() }, extra: { ms, parts } });
+      log(`  [${backend.kind}] startup   tessera             ${variant.padEnd(18)} r${r}: ${fmt(ms)} ms to the ready line (${Object.entries(parts).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')})`);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(undefined)));
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  saveProgress();
 }
 
 /**
@@ -540,6 +656,7 @@ function context() {
   return {
     hashMs, hashRate, cores: availableParallelism(), baseTable: tableLabel(options.tables[0] ?? 1_000), spu: options.spu,
     tables: options.tables, flood: floodRecords, verifyConcurrency: options.concurrency,
+    startup: records.filter((r) => r.scenario === 'startup'),
   };
 }
 
@@ -547,7 +664,7 @@ function saveProgress(): void {
   const summaries = summarise(records);
   const ratioList = ratios(summaries, context());
   writeFileSync(join(options.out, 'results.json'), JSON.stringify({ machine, options: { ...options, only: [...options.only] }, hashMs, hashRate, summaries, ratios: ratioList, records, problems }, null, 2));
-  writeFileSync(join(options.out, 'results.md'), renderMarkdown(machine, summaries, ratioList, options));
+  writeFileSync(join(options.out, 'results.md'), renderMarkdown(machine, summaries, ratioList, { ...options, baseTable: tableLabel(options.tables[0] ?? 1_000) }));
 }
 
 /** Re-summarises a finished run's records with the current report code. */

@@ -22,10 +22,10 @@ export interface VerifyLoopResult {
 
 /**
  * Runs one verify loop in its own process, so that nothing else shares its event loop:
- * Tessera's `verifyAccessToken` (bench/scenarios/verify-loop.ts) or the bare node:crypto
+ * tessera/verify's `createVerifier` (bench/scenarios/verify-loop.ts) or the bare node:crypto
  * floor (bench/floor/verify-floor.ts).
  */
-export function runVerifyLoop(impl: 'tessera' | 'floor', inputFile: string, seconds: number, concurrency: number): Promise<VerifyLoopResult> {
+export function runVerifyLoop(impl: 'tessera' | 'floor', inputFile: string, seconds: number, concurrency: number, dist: string): Promise<VerifyLoopResult> {
   const script = impl === 'tessera' ? 'bench/scenarios/verify-loop.ts' : 'bench/floor/verify-floor.ts';
   const child = spawn(process.execPath, ['--import', 'tsx', script, inputFile, String(seconds), String(concurrency)], {
     stdio: ['ignore', 'pipe', 'pipe'],
