@@ -1,7 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +10,7 @@ import pg from 'pg';
 import { Pool } from 'undici';
 import { ARGON2_PARAMS } from '../src/auth/password-hasher.js';
 import { getJson, postJson, runLoad, type Step } from './lib/load.js';
-import { CpuMeter, rssMiB, sampleRss, startChild, stopAllChildren, type Child } from './lib/processes.js';
+import { CpuMeter, freePort, rssMiB, sampleRss, startChild, stopAllChildren, type Child } from './lib/processes.js';
 import {
   fmt, median, ratios, renderMarkdown, summarise, tableLabel, type BackendKind, type Machine, type RunRecord,
 } from './lib/report.js';
@@ -157,17 +156,6 @@ let current: Backend | undefined;
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 async function pgAdmin(url: string, statement: string): Promise<pg.QueryResult> {

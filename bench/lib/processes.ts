@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Linux's USER_HZ: /proc reports CPU time in these ticks. */
@@ -220,4 +221,16 @@ export function sampleRss(pid: number, everyMs = 100): { stop(): number; peak():
       return peak;
     },
   };
+}
+
+/** A loopback port free at the moment of asking, for a server about to start. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }

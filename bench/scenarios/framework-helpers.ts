@@ -1,10 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { getJson, runLoad, type LoadResult, type Step } from '../lib/load.js';
-import { CpuMeter, startChild, type Child, type CpuUse } from '../lib/processes.js';
+import { CpuMeter, freePort, startChild, type Child, type CpuUse } from '../lib/processes.js';
 import type { VerifyInput } from './verify.js';
 
 /**
@@ -50,17 +49,6 @@ export interface FrameworkHelpersOptions {
   log: (line: string) => void;
   /** The built package whose dist/resource/*.js is measured. Default: the repository's dist/. */
   tesseraDist?: string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 async function startFrameworkServer(framework: Framework, variant: FrameworkVariant, opts: FrameworkHelpersOptions, dist: string) {
@@ -120,11 +108,6 @@ function meStep(tokens: readonly string[], concurrency: number): Step {
 
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
 
-/** CPU µs per completed request of the server process in the window; undefined without a CPU reading. */
-export function serverCpuUsPerRequest(r: Pick<FrameworkHelperResult, 'load' | 'cpu'>): number | undefined {
-  return r.cpu && r.load.completed > 0 ? (r.cpu.serverMs * 1000) / r.load.completed : undefined;
-}
-
 /**
  * Measures every framework's bare and helper servers, `repeats` times each, a fresh process per
  * window. Variants are interleaved (bare, helper on even repeats; helper, bare on odd ones, so
@@ -183,49 +166,3 @@ async function stop(child: Child): Promise<void> {
   await child.stop(5_000);
 }
 
-function median(values: number[]): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-export interface FrameworkHelperSummary {
-  framework: string;
-  /** Median server CPU µs per request over the repeats. */
-  bareCpuUs: number;
-  helperCpuUs: number;
-  /** helperCpuUs − bareCpuUs: what the helper adds per request (target ≤ 10). */
-  addedUs: number;
-  /** Median 2xx requests per second. */
-  bareRps: number;
-  helperRps: number;
-  /** helperRps / bareRps. */
-  rpsRatio: number;
-  /** Windows per variant. */
-  repeats: number;
-}
-
-/** Helper overhead per framework: median server CPU µs/req of helper minus bare, and the ratio of req/s. */
-export function summariseFrameworkHelpers(results: FrameworkHelperResult[]): FrameworkHelperSummary[] {
-  const frameworks = [...new Set(results.map((r) => r.framework))];
-  return frameworks.map((framework) => {
-    const of = (variant: FrameworkVariant) => results.filter((r) => r.framework === framework && r.variant === variant);
-    const bare = of('bare');
-    const helper = of('helper');
-    const cpu = (rs: FrameworkHelperResult[]) => median(rs.map((r) => serverCpuUsPerRequest(r) ?? Number.NaN));
-    const rps = (rs: FrameworkHelperResult[]) => median(rs.map((r) => r.load.okThroughput));
-    const round = (n: number) => Math.round(n * 10) / 10;
-    const [bareCpuUs, helperCpuUs, bareRps, helperRps] = [cpu(bare), cpu(helper), rps(bare), rps(helper)];
-    return {
-      framework,
-      bareCpuUs: round(bareCpuUs),
-      helperCpuUs: round(helperCpuUs),
-      addedUs: round(helperCpuUs - bareCpuUs),
-      bareRps: Math.round(bareRps),
-      helperRps: Math.round(helperRps),
-      rpsRatio: Math.round((helperRps / bareRps) * 1000) / 1000,
-      repeats: Math.min(bare.length, helper.length),
-    };
-  });
-}

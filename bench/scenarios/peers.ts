@@ -110,6 +110,18 @@ function runNodeScript(script: string, env: NodeJS.ProcessEnv, timeoutMs = 60_00
   });
 }
 
+/** `node bench/peers/<script>` on `port`, in `schema`, with the peer's own secrets in `extra`. */
+function serverSpec(
+  script: string, { port, databaseUrl, schema, baseEnv }: Parameters<Peer['server']>[0], extra: NodeJS.ProcessEnv,
+): PeerServerSpec {
+  return {
+    command: process.execPath,
+    args: [join(PEERS_DIR, script)],
+    env: { ...baseEnv, PORT: String(port), HOST, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: checkSchema(schema), ...extra },
+    readyPath: '/readyz',
+  };
+}
+
 function migrationEnv(databaseUrl: string, schema: string, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
@@ -163,21 +175,8 @@ const betterAuth: Peer = {
     await runNodeScript('better-auth/migrate.mjs', migrationEnv(databaseUrl, schema, { BETTER_AUTH_SECRET }));
   },
 
-  server({ port, databaseUrl, schema, baseEnv }) {
-    return {
-      command: process.execPath,
-      args: [join(PEERS_DIR, 'better-auth/server.mjs')],
-      env: {
-        ...baseEnv,
-        PORT: String(port),
-        HOST,
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: checkSchema(schema),
-        BETTER_AUTH_SECRET,
-        BETTER_AUTH_URL: `http://${HOST}:${port}`,
-      },
-      readyPath: '/readyz',
-    };
+  server(opts) {
+    return serverSpec('better-auth/server.mjs', opts, { BETTER_AUTH_SECRET, BETTER_AUTH_URL: `http://${HOST}:${opts.port}` });
   },
 
   async signIn(origin, emails, password) {
@@ -264,20 +263,8 @@ const handRolled: Peer = {
     await runNodeScript('hand-rolled/migrate.mjs', migrationEnv(databaseUrl, schema, {}));
   },
 
-  server({ port, databaseUrl, schema, baseEnv }) {
-    return {
-      command: process.execPath,
-      args: [join(PEERS_DIR, 'hand-rolled/server.mjs')],
-      env: {
-        ...baseEnv,
-        PORT: String(port),
-        HOST,
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: checkSchema(schema),
-        JWT_SECRET: HAND_ROLLED_JWT_SECRET,
-      },
-      readyPath: '/readyz',
-    };
+  server(opts) {
+    return serverSpec('hand-rolled/server.mjs', opts, { JWT_SECRET: HAND_ROLLED_JWT_SECRET });
   },
 
   async signIn(origin, emails, password) {
